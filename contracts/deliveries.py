@@ -1,0 +1,29 @@
+"""`porchlight.deliveries.v1`: the outcome of each message the notifier sent or tried to."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeliveryOutcomeV1(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = 1
+    delivery_id: uuid.UUID = Field(description="Stable per (event, channel): a re-published outcome has the same id")
+    event_id: uuid.UUID = Field(description="The access event that caused this delivery")
+    account_id: uuid.UUID
+    workspace: str
+    channel: Literal["email", "sms"]
+    provider: str = Field(examples=["smtp", "postmark"])
+    status: Literal["sent", "failed", "suppressed"]
+    attempt: int = Field(ge=1)
+    error: str | None = None
+    at: datetime
+
+    @property
+    def key(self) -> bytes:
+        return str(self.account_id).encode()

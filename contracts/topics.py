@@ -1,0 +1,8 @@
+"""Topic names of API.md. Keys: account id for access and deliveries, trip id for shares."""
+
+ACCESS = "porchlight.access.v1"
+DELIVERIES = "porchlight.deliveries.v1"
+TRIP_SHARES = "trips.shares.v1"
+DLQ = "porchlight.dlq.v1"
+
+ALL = (ACCESS, DELIVERIES, TRIP_SHARES, DLQ)

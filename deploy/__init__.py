@@ -1,0 +1,1 @@
+"""How Porchlight runs: the CLI, the embedded launcher, migrations and manifests."""

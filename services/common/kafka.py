@@ -1,0 +1,59 @@
+"""Broker connections with the settings Tansu and real Kafka both accept.
+
+Tansu's memory broker has no idempotent producer or transactions, so producers use
+`acks="all"` with idempotence off; consumers are idempotent instead (rule 2).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PARTITIONS = 3
+
+
+def create_producer(bootstrap_servers: str, **kwargs) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=kwargs.pop("linger_ms", 2),
+        **kwargs,
+    )
+
+
+async def ensure_topics(bootstrap_servers: str, names: list[str], partitions: int = DEFAULT_PARTITIONS) -> list[str]:
+    """Create the topics that do not exist yet; returns the names it created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(name=n, num_partitions=partitions, replication_factor=1) for n in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another process created it between our list and create
+        return missing
+    finally:
+        await admin.close()
+
+
+async def broker_reachable(bootstrap_servers: str, timeout: float = 2.0) -> bool:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout * 1000))
+    try:
+        await admin.start()
+        await admin.list_topics()
+        return True
+    except Exception as exc:  # noqa: BLE001 - readiness reports any failure as "not ready"
+        log.info("broker not reachable: %s", exc)
+        return False
+    finally:
+        await admin.close()

@@ -1,0 +1,71 @@
+"""Settings read from the environment with the variable names of API.md.
+
+Each process has one class; they share these bases. Secrets have no defaults: outside
+`porchlight dev` (which generates and keeps them) a missing or short secret stops the
+process at start instead of running with a guessable key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts import topics
+
+MIN_SECRET_LENGTH = 32
+
+
+def _check_secret(value: SecretStr) -> SecretStr:
+    if len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+        raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (generate one with `openssl rand -hex 32`)")
+    return value
+
+
+Secret = Annotated[SecretStr, AfterValidator(_check_secret)]
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    database_url: str = Field(description="PostgreSQL for the event store and read models")
+    kafka_bootstrap_servers: str = Field(description="Kafka (or Kafka-protocol) brokers, comma separated")
+    log_level: str = "INFO"
+    log_format: str = Field("console", description="`console` for people, `json` for log shippers")
+    # Topic names are settings so tests and staging can isolate themselves on a shared broker.
+    access_topic: str = topics.ACCESS
+    deliveries_topic: str = topics.DELIVERIES
+
+
+class SecretKeySettings(BaseSettings):
+    porchlight_secret_key: Secret = Field(description="Derives links and codes (HMAC key)")
+
+
+class ApiSettings(CommonSettings, SecretKeySettings):
+    staff_jwt_secret: Secret = Field(description="HS256 secret host apps sign staff tokens with")
+    public_base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # The API's own write path: how long the group committer waits to gather a batch.
+    commit_batch_max: int = 200
+
+
+class RelaySettings(CommonSettings):
+    relay_name: str = Field("relay", description="Names the relay's stored position; one per target topic")
+    relay_batch_max: int = 500
+
+
+class NotifierSettings(CommonSettings, SecretKeySettings):
+    public_base_url: str = "http://127.0.0.1:8000"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    email_provider: str = "smtp"
+    notifier_group_id: str = "porchlight-notifier"
+
+
+class ProjectorSettings(CommonSettings):
+    projector_group_id: str = "porchlight-projector"

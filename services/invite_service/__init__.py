@@ -1,0 +1,1 @@
+"""The write side: commands, sign-in and the relay to Kafka."""

@@ -1,0 +1,1 @@
+"""Aggregates and their errors. Imports only the standard library and eventsourcing.domain."""

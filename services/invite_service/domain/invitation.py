@@ -1,0 +1,45 @@
+"""Invitation: one per invite sent. Holds the nonce the link is derived from, never the link."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from services.invite_service.domain.errors import LinkInvalid
+
+
+class Invitation(Aggregate):
+    @event("InviteSent")
+    def __init__(
+        self,
+        workspace: str,
+        account_id: UUID,
+        email: str,
+        name: str | None,
+        nonce: str,
+        expires_at: datetime,
+        channels: list[str],
+        method: str,
+        sender: dict[str, Any],
+        actor: dict[str, Any],
+    ) -> None:
+        self.workspace = workspace
+        self.account_id = account_id
+        self.email = email
+        self.nonce = nonce
+        self.expires_at = expires_at
+        self.channels = channels
+        self.claimed_at: datetime | None = None
+
+    def check_claimable(self, at: datetime) -> None:
+        # One message for every reason: the client can do nothing different about any of them.
+        if self.claimed_at is not None or at >= self.expires_at:
+            raise LinkInvalid()
+
+    @event("TokenClaimed")
+    def claim(self, at: datetime, actor: dict[str, Any]) -> None:
+        self.check_claimable(at)
+        self.claimed_at = at

@@ -1,0 +1,63 @@
+"""Workspace: the portal settings staff configure, and the gate every invite passes."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from services.invite_service.domain import ids
+from services.invite_service.domain.errors import PlanRequired, PortalDisabled, UnknownRole
+
+BUILT_IN_ROLES = ("owner", "charter_client", "customer")
+
+DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "portal_enabled": True,
+    "plan": "free",
+    "auto_invite_on_first_share": False,
+    "invite_ttl_hours": 168,
+    "sign_in_method": "magic_link",
+    "branding": {"sender_name": None, "logo_url": None, "brand_color": "#1F6FEB"},
+    "team_notify_email": None,
+    "roles": [],
+}
+
+
+class Workspace(Aggregate):
+    @staticmethod
+    def create_id(slug: str) -> UUID:
+        return ids.workspace_id(slug)
+
+    @event("WorkspaceCreated")
+    def __init__(self, slug: str, settings: dict[str, Any], actor: dict[str, Any]) -> None:
+        self.slug = slug
+        self.settings = {**DEFAULTS, **settings}
+
+    @event("WorkspaceSettingsChanged")
+    def change_settings(self, changes: dict[str, Any], actor: dict[str, Any]) -> None:
+        self.settings = {**self.settings, **changes}
+
+    def changes_from(self, wanted: dict[str, Any]) -> dict[str, Any]:
+        """Only the settings that differ, so a repeated PUT records nothing."""
+        return {k: v for k, v in wanted.items() if self.settings.get(k) != v}
+
+    def check_can_invite(self, role: str) -> None:
+        if not self.settings["portal_enabled"]:
+            raise PortalDisabled()
+        if self.settings["plan"] != "pro":
+            raise PlanRequired()
+        if role not in BUILT_IN_ROLES and role not in self.settings.get("roles", []):
+            raise UnknownRole(f"The role {role!r} is not defined in this workspace.")
+
+    @property
+    def sender(self) -> dict[str, Any]:
+        """What an invitation is sent as: recorded on the invitation, for the email and for audit."""
+        branding = self.settings["branding"]
+        return {
+            "workspace_name": self.settings["name"] or self.slug,
+            "sender_name": branding.get("sender_name") or self.settings["name"] or self.slug,
+            "logo_url": branding.get("logo_url"),
+            "brand_color": branding.get("brand_color") or DEFAULTS["branding"]["brand_color"],
+        }

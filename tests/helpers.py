@@ -1,0 +1,83 @@
+"""Test helpers: unique names, polling with a deadline, an SMTP server that records mail."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import TypeVar
+
+from aiosmtpd.controller import Controller
+
+T = TypeVar("T")
+
+
+def unique(prefix: str = "ws") -> str:
+    """A name no other test uses, so tests share one database without truncating it."""
+    return f"{prefix}-{secrets.token_hex(5)}"
+
+
+async def poll_until(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"
+) -> T:
+    """Await `probe` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+
+
+@dataclass
+class ReceivedMail:
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+
+    def part(self, subtype: str) -> str:
+        body = self.message.get_body(preferencelist=(subtype,))
+        return body.get_content() if body is not None else ""
+
+
+@dataclass
+class SmtpRecorder:
+    """Handler for a real aiosmtpd server: keeps every message it accepts."""
+
+    received: list[ReceivedMail] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        self.received.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[ReceivedMail]:
+        return [m for m in self.received if address in m.rcpt_tos]
+
+
+class SmtpServer:
+    def __init__(self, port: int) -> None:
+        self.recorder = SmtpRecorder()
+        self.port = port
+        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=port)
+
+    def __enter__(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.controller.stop()
+
+    async def wait_for(self, address: str, count: int = 1, timeout: float = 20.0) -> list[ReceivedMail]:
+        async def probe():
+            found = self.recorder.to(address)
+            return found if len(found) >= count else None
+
+        return await poll_until(probe, timeout=timeout, what=f"{count} email(s) to {address}")
