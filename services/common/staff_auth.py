@@ -1,0 +1,87 @@
+"""Staff authentication: HS256 JWTs signed by the host app with STAFF_JWT_SECRET.
+
+A token for another workspace answers 404, as if the workspace did not exist, so a
+token never reveals which other workspaces there are.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
+
+from services.common.problems import Problem, not_found
+
+StaffRole = Literal["owner", "admin", "dispatcher", "agent", "viewer"]
+WRITER_ROLES: frozenset[str] = frozenset({"owner", "admin", "dispatcher"})
+SETTINGS_ROLES: frozenset[str] = frozenset({"owner", "admin"})
+
+_bearer = HTTPBearer(auto_error=False, description="Staff JWT (HS256), claims sub, ws, role, exp")
+
+
+class StaffClaims(BaseModel):
+    sub: str
+    ws: str
+    role: StaffRole
+    exp: int
+
+    @property
+    def actor(self) -> dict[str, str | None]:
+        return {"kind": "staff", "id": self.sub, "reason": None}
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in WRITER_ROLES
+
+
+def unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def decode_staff_token(token: str, secret: str) -> StaffClaims:
+    try:
+        payload = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["sub", "ws", "role", "exp"]})
+        return StaffClaims.model_validate(payload)
+    except jwt.ExpiredSignatureError:
+        raise unauthorized("The staff token has expired.") from None
+    except (jwt.InvalidTokenError, ValidationError):
+        raise unauthorized("The staff token is missing, malformed or not signed with the expected key.") from None
+
+
+def staff_for_workspace(
+    ws: str, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> StaffClaims:
+    """The caller's claims, checked against the `{ws}` in the path."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthorized("Send a staff token as `Authorization: Bearer <JWT>`.")
+    claims = decode_staff_token(credentials.credentials, request.app.state.staff_jwt_secret)
+    if claims.ws != ws:
+        raise not_found("workspace")
+    return claims
+
+
+def staff_writer(claims: Annotated[StaffClaims, Depends(staff_for_workspace)]) -> StaffClaims:
+    if not claims.can_write:
+        raise Problem(403, "forbidden_role", "Forbidden", f"The {claims.role} role may only read.")
+    return claims
+
+
+def staff_settings_admin(claims: Annotated[StaffClaims, Depends(staff_for_workspace)]) -> StaffClaims:
+    if claims.role not in SETTINGS_ROLES:
+        raise Problem(403, "forbidden_role", "Forbidden", "Only owners and admins change workspace settings.")
+    return claims
+
+
+StaffReader = Annotated[StaffClaims, Depends(staff_for_workspace)]
+StaffWriter = Annotated[StaffClaims, Depends(staff_writer)]
+StaffAdmin = Annotated[StaffClaims, Depends(staff_settings_admin)]
+
+
+def make_staff_token(secret: str, *, sub: str, ws: str, role: str, ttl_seconds: int = 3600) -> str:
+    """For the dev launcher's demo token and for tests; host apps sign their own."""
+    import time
+
+    return jwt.encode({"sub": sub, "ws": ws, "role": role, "exp": int(time.time()) + ttl_seconds}, secret, algorithm="HS256")
