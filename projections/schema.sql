@@ -1,0 +1,76 @@
+-- Read models built by the projector. Disposable: drop them and replay the event store
+-- to rebuild (ARCHITECTURE.md rule 3). Timestamps come from the events, never now(), so a
+-- rebuild produces the same rows.
+
+-- What each projection has applied: the update and this row commit in one transaction,
+-- so a redelivered event finds its row here and changes nothing (rule 2).
+-- For access events: (aggregate_id, aggregate_version); for delivery outcomes:
+-- (delivery_id, attempt).
+CREATE TABLE IF NOT EXISTS projection_applied (
+    projection    text        NOT NULL,
+    aggregate_id  uuid        NOT NULL,
+    version       int         NOT NULL,
+    event_id      uuid,
+    applied_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (projection, aggregate_id, version)
+);
+
+-- The staff status list: one row per portal account.
+CREATE TABLE IF NOT EXISTS account_status (
+    account_id           uuid        PRIMARY KEY,
+    workspace            text        NOT NULL,
+    email                text,
+    name                 text,
+    role                 text,
+    company              text,
+    phone                text,
+    contact_id           text,
+    resources            jsonb       NOT NULL DEFAULT '[]'::jsonb,
+    -- pending / active / disabled; `not_invited` is reserved for contacts known from shares.
+    status               text        NOT NULL DEFAULT 'pending',
+    invitation_id        uuid,
+    -- The list's sort key (with account_id): the first invite, from whichever of
+    -- AccountCreated / InviteSent was applied first.
+    invited_at           timestamptz NOT NULL,
+    invited_by           text,
+    last_invite_sent_at  timestamptz,
+    expires_at           timestamptz,
+    activated_at         timestamptz,
+    disabled_at          timestamptz,
+    disabled_by          text,
+    last_sign_in_at      timestamptz,
+    sign_ins             int         NOT NULL DEFAULT 0,
+    last_delivery_status text,
+    last_delivery_at     timestamptz,
+    updated_at           timestamptz NOT NULL
+);
+
+-- Newest first within a workspace, optionally by status: the list's keyset pagination.
+CREATE INDEX IF NOT EXISTS account_status_ws_invited
+    ON account_status (workspace, invited_at DESC, account_id DESC);
+CREATE INDEX IF NOT EXISTS account_status_ws_status_invited
+    ON account_status (workspace, status, invited_at DESC, account_id DESC);
+CREATE INDEX IF NOT EXISTS account_status_ws_email
+    ON account_status (workspace, lower(email));
+-- `resources @> '[{"type": ..., "id": ...}]'` for "who can see trip X".
+CREATE INDEX IF NOT EXISTS account_status_resources
+    ON account_status USING gin (resources jsonb_path_ops);
+
+-- Every delivery attempt the notifier reported, per account.
+CREATE TABLE IF NOT EXISTS account_deliveries (
+    delivery_id  uuid        NOT NULL,
+    attempt      int         NOT NULL,
+    account_id   uuid        NOT NULL,
+    workspace    text        NOT NULL,
+    event_id     uuid        NOT NULL,
+    channel      text        NOT NULL,
+    provider     text        NOT NULL,
+    status       text        NOT NULL,
+    error        text,
+    at           timestamptz NOT NULL,
+    -- A retried delivery keeps its id and reports a higher attempt: keep each attempt.
+    PRIMARY KEY (delivery_id, attempt)
+);
+
+CREATE INDEX IF NOT EXISTS account_deliveries_account_at
+    ON account_deliveries (account_id, at DESC);

@@ -1,0 +1,114 @@
+"""The status-list and deliveries projections, applied directly on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from projections import deliveries, status_list
+from tests.helpers import unique
+from tests.integration.envelopes import AccountStory
+
+
+async def _row(pool, story: AccountStory):
+    return await pool.fetchrow("SELECT * FROM account_status WHERE account_id = $1", story.account_id)
+
+
+async def _apply(pool, *events) -> list[bool]:
+    async with pool.acquire() as conn:
+        return [await status_list.apply(conn, e) for e in events]
+
+
+async def test_created_and_invited_account_is_pending_with_expiry(pg_pool):
+    story = AccountStory(unique(), f"{unique('dana')}@example.com")
+    assert await _apply(pg_pool, story.created(), story.invite_sent(ttl_hours=48)) == [True, True]
+
+    row = await _row(pg_pool, story)
+    assert row["status"] == "pending"
+    assert row["workspace"] == story.workspace and row["email"] == story.email
+    assert row["role"] == "charter_client" and row["company"] == "Acme Charters"
+    assert row["invited_at"] == story.at and row["invited_by"] == "staff-7"
+    assert row["expires_at"] == story.at + timedelta(hours=48)
+    assert row["invitation_id"] == story.invitation_id
+    assert row["activated_at"] is None and row["sign_ins"] == 0
+
+
+async def test_invite_sent_before_account_created_gives_the_same_row(pg_pool):
+    in_order = AccountStory(unique(), "a@example.com")
+    reversed_ = AccountStory(in_order.workspace, "b@example.com", at=in_order.at)
+    await _apply(pg_pool, in_order.created(), in_order.invite_sent())
+    created, sent = reversed_.created(), reversed_.invite_sent()
+    await _apply(pg_pool, sent, created)
+
+    ignore = {"account_id", "email", "invitation_id"}
+    a, b = await _row(pg_pool, in_order), await _row(pg_pool, reversed_)
+    assert b["invitation_id"] == reversed_.invitation_id
+    assert {k: v for k, v in a.items() if k not in ignore} == {k: v for k, v in b.items() if k not in ignore}
+
+
+async def test_activation_makes_the_account_active(pg_pool):
+    story = AccountStory(unique(), "c@example.com")
+    activated = story.activated()
+    await _apply(pg_pool, story.created(), story.invite_sent(), activated)
+
+    row = await _row(pg_pool, story)
+    assert row["status"] == "active"
+    assert row["activated_at"] == activated.occurred_at
+    assert row["updated_at"] == activated.occurred_at
+
+
+async def test_an_event_applied_twice_changes_nothing(pg_pool):
+    story = AccountStory(unique(), "d@example.com")
+    created, sent, activated = story.created(), story.invite_sent(), story.activated()
+    await _apply(pg_pool, created, sent, activated)
+    before = await _row(pg_pool, story)
+
+    # A re-published event is the same event (same id, aggregate and version), even if
+    # its payload were to differ; the projection must not look at it again.
+    replayed = created.model_copy(update={"data": {**created.data, "name": "Someone Else"}})
+    assert await _apply(pg_pool, replayed, sent, activated) == [False, False, False]
+
+    assert await _row(pg_pool, story) == before
+    applied = await pg_pool.fetchval(
+        "SELECT count(*) FROM projection_applied WHERE projection = 'status_list' AND aggregate_id = ANY($1)",
+        [story.account_id, story.invitation_id],
+    )
+    assert applied == 3
+
+
+async def test_unknown_event_types_are_recorded_and_ignored(pg_pool):
+    story = AccountStory(unique(), "e@example.com")
+    await _apply(pg_pool, story.created(), story.invite_sent())
+    before = await _row(pg_pool, story)
+
+    future = story.other("SomethingInvented", {"colour": "teal"})
+    assert await _apply(pg_pool, future) == [True]
+    assert await _apply(pg_pool, future) == [False]
+    assert await _row(pg_pool, story) == before
+
+
+async def test_delivery_outcome_is_recorded_once_and_shown_on_the_account(pg_pool):
+    story = AccountStory(unique(), "f@example.com")
+    await _apply(pg_pool, story.created(), story.invite_sent())
+    failed = story.delivery("failed", attempt=1)
+    sent = story.delivery("sent", attempt=2, delivery_id=failed.delivery_id)
+
+    async with pg_pool.acquire() as conn:
+        assert await deliveries.apply(conn, failed) is True
+        assert await deliveries.apply(conn, sent) is True
+        assert await deliveries.apply(conn, sent) is False
+        # An older attempt arriving late does not hide the newer outcome.
+        assert await deliveries.apply(conn, failed) is False
+
+    rows = await pg_pool.fetch(
+        "SELECT attempt, status FROM account_deliveries WHERE account_id = $1 ORDER BY attempt", story.account_id
+    )
+    assert [(r["attempt"], r["status"]) for r in rows] == [(1, "failed"), (2, "sent")]
+    assert (await _row(pg_pool, story))["last_delivery_status"] == "sent"
+
+
+async def test_delivery_projected_before_the_account_is_caught_up(pg_pool):
+    story = AccountStory(unique(), "g@example.com")
+    async with pg_pool.acquire() as conn:
+        assert await deliveries.apply(conn, story.delivery("suppressed")) is True
+    await _apply(pg_pool, story.created(), story.invite_sent())
+    assert (await _row(pg_pool, story))["last_delivery_status"] == "suppressed"
