@@ -32,7 +32,7 @@ def create_event_store(database_url: str) -> None:
     """The eventsourcing library creates its own table and insert function on first use."""
     from services.invite_service.application import PortalAccess
 
-    app = PortalAccess(env=eventsourcing_env(database_url, CREATE_TABLE="y"), secret_key=b"-" * 32)
+    app = PortalAccess(env=eventsourcing_env(database_url, CREATE_TABLE="y"))
     app.close()
 
 

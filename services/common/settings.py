@@ -63,6 +63,9 @@ class NotifierSettings(CommonSettings, SecretKeySettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 30.0
+    # The envelope and From address; the display name is the workspace's sender name.
+    mail_from: str = "portal@porchlight.localhost"
     email_provider: str = "smtp"
     notifier_group_id: str = "porchlight-notifier"
 

@@ -60,8 +60,11 @@ def _now() -> datetime:
 class PortalAccess(Application):
     name = "porchlight"  # the event store table is porchlight_events
 
-    def __init__(self, env: dict[str, str] | None = None, *, secret_key: bytes, commit_batch_max: int = 200) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, *, secret_key: bytes | None = None, commit_batch_max: int = 200
+    ) -> None:
         super().__init__(env=env)
+        # None for processes that only read the log (the relay): they can never mint or check a link.
         self._secret_key = secret_key
         self._committer = GroupCommitter(self._save_events, max_batch=commit_batch_max)
 
@@ -136,8 +139,14 @@ class PortalAccess(Application):
             raise DuplicateEmail() from None
         return InviteResult(account.id, invitation.id, expires_at, position)
 
+    @property
+    def secret_key(self) -> bytes:
+        if not self._secret_key:
+            raise RuntimeError("this Application was built without PORCHLIGHT_SECRET_KEY")
+        return self._secret_key
+
     def claim_link(self, base_url: str, invitation: Invitation) -> str:
-        token = tokens.make_token(self._secret_key, tokens.CLAIM, invitation.id, invitation.nonce)
+        token = tokens.make_token(self.secret_key, tokens.CLAIM, invitation.id, invitation.nonce)
         return tokens.claim_link(base_url, invitation.workspace, token)
 
     def check_claim(self, slug: str, token: str) -> tuple[Invitation, PortalAccount]:
@@ -150,7 +159,7 @@ class PortalAccess(Application):
             invitation: Invitation = self.repository.get(invitation_id)
         except AggregateNotFoundError:
             raise LinkInvalid() from None
-        valid_mac = tokens.verify_token(self._secret_key, tokens.CLAIM, invitation_id, invitation.nonce, mac)
+        valid_mac = tokens.verify_token(self.secret_key, tokens.CLAIM, invitation_id, invitation.nonce, mac)
         if not isinstance(invitation, Invitation) or not valid_mac or invitation.workspace != slug:
             raise LinkInvalid()
         invitation.check_claimable(_now())

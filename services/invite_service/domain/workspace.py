@@ -25,6 +25,14 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _merge(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Settings with `changes` applied; branding merges field by field."""
+    merged = {**current, **changes}
+    if "branding" in changes:
+        merged["branding"] = {**current.get("branding", {}), **(changes["branding"] or {})}
+    return merged
+
+
 class Workspace(Aggregate):
     @staticmethod
     def create_id(slug: str) -> UUID:
@@ -33,15 +41,16 @@ class Workspace(Aggregate):
     @event("WorkspaceCreated")
     def __init__(self, slug: str, settings: dict[str, Any], actor: dict[str, Any]) -> None:
         self.slug = slug
-        self.settings = {**DEFAULTS, **settings}
+        self.settings = _merge(DEFAULTS, settings)
 
     @event("WorkspaceSettingsChanged")
     def change_settings(self, changes: dict[str, Any], actor: dict[str, Any]) -> None:
-        self.settings = {**self.settings, **changes}
+        self.settings = _merge(self.settings, changes)
 
     def changes_from(self, wanted: dict[str, Any]) -> dict[str, Any]:
         """Only the settings that differ, so a repeated PUT records nothing."""
-        return {k: v for k, v in wanted.items() if self.settings.get(k) != v}
+        merged = _merge(self.settings, wanted)
+        return {k: merged[k] for k in wanted if self.settings.get(k) != merged[k]}
 
     def check_can_invite(self, role: str) -> None:
         if not self.settings["portal_enabled"]:

@@ -1,0 +1,128 @@
+"""`porchlight`: one entry point, a thin subcommand per process.
+
+Production runs one process per subcommand (api, relay, notifier, projector), each
+configured by the environment variables of API.md; `dev` runs them all on one machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Porchlight: invitations and access for customer portals.", no_args_is_help=True)
+
+
+def _settings(cls):
+    from pydantic import ValidationError
+
+    try:
+        return cls()
+    except ValidationError as exc:
+        missing = ", ".join(str(e["loc"][0]).upper() for e in exc.errors())
+        typer.secho(f"Configuration error ({missing}):\n{exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+def _logging(settings, process: str) -> None:
+    from services.common.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format, process)
+
+
+def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:
+    """Run `main` until SIGINT or SIGTERM, then cancel it so it can close what it opened."""
+
+    async def runner() -> None:
+        task = asyncio.ensure_future(main())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(runner())
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address (default HOST or 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default PORT or 8000)")] = None,
+) -> None:
+    """Serve the staff, portal and query HTTP API."""
+    import uvicorn
+
+    from services.common.settings import ApiSettings
+    from services.invite_service.api.app import create_app
+
+    settings = _settings(ApiSettings)
+    settings.host = host or settings.host
+    settings.port = port or settings.port
+    _logging(settings, "api")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+@app.command()
+def relay() -> None:
+    """Publish the event store's notification log to Kafka."""
+    from services.common.settings import RelaySettings
+    from services.invite_service.relay import run
+
+    settings = _settings(RelaySettings)
+    _logging(settings, "relay")
+    _run_until_signal(lambda: run(settings))
+
+
+@app.command()
+def notifier() -> None:
+    """Send the emails (and SMS) that access events call for."""
+    from services.common.settings import NotifierSettings
+    from services.notifier.main import run
+
+    settings = _settings(NotifierSettings)
+    _logging(settings, "notifier")
+    _run_until_signal(lambda: run(settings))
+
+
+@app.command()
+def projector() -> None:
+    """Build the read models ops query."""
+    from projections.main import run
+    from services.common.settings import ProjectorSettings
+
+    settings = _settings(ProjectorSettings)
+    _logging(settings, "projector")
+    _run_until_signal(lambda: run(settings))
+
+
+@app.command()
+def migrate() -> None:
+    """Create or update the database schema and the Kafka topics (idempotent)."""
+    from deploy.migrate import migrate as run_migrate
+    from services.common.settings import CommonSettings
+
+    settings = _settings(CommonSettings)
+    _logging(settings, "migrate")
+    asyncio.run(run_migrate(settings.database_url, settings.kafka_bootstrap_servers, [settings.access_topic, settings.deliveries_topic]))
+    typer.echo("migrated")
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="API port")] = 8000,
+    data_dir: Annotated[Path, typer.Option(envvar="PORCHLIGHT_DATA_DIR", help="Embedded data")] = Path(".porchlight"),
+) -> None:
+    """Run everything on this machine: embedded PostgreSQL and broker, SMTP sink, all services."""
+    from deploy.dev import run_dev
+
+    raise typer.Exit(run_dev(port=port, data_dir=data_dir))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,177 @@
+"""`porchlight dev`: the whole system on one machine, on embedded defaults.
+
+Starts (unless the environment points elsewhere) an embedded PostgreSQL whose data lives
+in the data dir, a Tansu broker, and an SMTP sink with a browsable outbox; migrates; then
+runs the api, relay, notifier and projector as child processes, exactly as production
+runs them. Ctrl-C stops the services first, then the infrastructure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from deploy import embedded
+
+SERVICES = ("api", "relay", "notifier", "projector")
+DEMO_WORKSPACE = "demo"
+
+
+def _secrets(data_dir: Path) -> dict[str, str]:
+    """Generated once and kept in the data dir, so links and tokens survive a restart."""
+    path = data_dir / "secrets.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    for name in ("PORCHLIGHT_SECRET_KEY", "STAFF_JWT_SECRET"):
+        stored.setdefault(name, secrets.token_hex(32))
+    path.write_text(json.dumps(stored, indent=2))
+    path.chmod(0o600)
+    return {k: os.environ.get(k) or v for k, v in stored.items()}
+
+
+def _say(message: str) -> None:
+    print(f"porchlight dev | {message}", flush=True)
+
+
+class DevStack:
+    def __init__(self, port: int, data_dir: Path) -> None:
+        self.port = port
+        self.data_dir = data_dir.resolve()
+        self.env: dict[str, str] = {}
+        self.children: dict[str, subprocess.Popen] = {}
+        self._postgres = self._tansu = self._sink = None
+        self.outbox_url: str | None = None
+
+    def start_infrastructure(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **_secrets(self.data_dir)}
+        if not env.get("DATABASE_URL"):
+            self._postgres = embedded.start_postgres(self.data_dir / "pg")
+            env["DATABASE_URL"] = self._postgres.url
+            _say(f"PostgreSQL (embedded, data in {self.data_dir / 'pg'})")
+        if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+            port = 9092 if embedded.port_is_free(9092) else embedded.free_port()
+            self._tansu = embedded.start_tansu(port, log_file=self.data_dir / "tansu.log")
+            env["KAFKA_BOOTSTRAP_SERVERS"] = self._tansu.bootstrap_servers
+            _say(f"Kafka-protocol broker (Tansu, memory storage) on {self._tansu.bootstrap_servers}")
+        if not env.get("SMTP_HOST"):
+            from deploy.smtp_sink import SmtpSink
+
+            smtp_port = 1025 if embedded.port_is_free(1025) else embedded.free_port()
+            web_port = 8025 if embedded.port_is_free(8025) else embedded.free_port()
+            self._sink = SmtpSink(self.data_dir / "outbox", smtp_port=smtp_port, web_port=web_port)
+            self._sink.start()
+            env["SMTP_HOST"], env["SMTP_PORT"] = "127.0.0.1", str(smtp_port)
+            self.outbox_url = f"http://127.0.0.1:{web_port}/"
+            _say(f"SMTP sink on 127.0.0.1:{smtp_port}, outbox at {self.outbox_url}")
+        env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{self.port}")
+        env["PORT"] = str(self.port)
+        self.env = env
+
+    def migrate(self) -> None:
+        subprocess.run([sys.executable, "-m", "deploy.cli", "migrate"], env=self.env, check=True)
+
+    def start_services(self) -> None:
+        for name in SERVICES:
+            self.children[name] = subprocess.Popen(
+                [sys.executable, "-m", "deploy.cli", name], env=self.env, start_new_session=True
+            )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            self.check_children()
+            try:
+                last = httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2)
+                if last.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"not ready after {timeout}s: {last.text if last is not None else 'API not answering'}")
+
+    def check_children(self) -> None:
+        for name, child in self.children.items():
+            if child.poll() is not None:
+                raise RuntimeError(f"{name} exited with status {child.returncode}")
+
+    def seed_demo(self) -> str:
+        """A demo workspace on the Pro plan and an owner token for it, for the README walk-through."""
+        from services.common.staff_auth import make_staff_token
+
+        token = make_staff_token(self.env["STAFF_JWT_SECRET"], sub="demo-owner", ws=DEMO_WORKSPACE, role="owner", ttl_seconds=30 * 24 * 3600)
+        httpx.put(
+            f"http://127.0.0.1:{self.port}/v1/workspaces/{DEMO_WORKSPACE}",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"name": "Demo Travel Co", "plan": "pro", "portal_enabled": True,
+                  "branding": {"sender_name": "Demo Travel Co", "brand_color": "#0B7A75"}},
+            timeout=10,
+        ).raise_for_status()
+        (self.data_dir / "staff-token").write_text(token + "\n")
+        return token
+
+    def stop(self) -> None:
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for name, child in self.children.items():
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                _say(f"{name} did not stop in time; killing it")
+                child.kill()
+        if self._sink:
+            self._sink.stop()
+        if self._tansu:
+            self._tansu.stop()
+        if self._postgres:
+            self._postgres.stop()
+
+
+def run_dev(port: int, data_dir: Path) -> int:
+    started = time.monotonic()
+    stack = DevStack(port, data_dir)
+    stopping = False
+
+    def on_signal(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        stack.start_infrastructure()
+        stack.migrate()
+        stack.start_services()
+        stack.wait_ready()
+        token = stack.seed_demo()
+        base = f"http://127.0.0.1:{port}"
+        _say(f"ready in {time.monotonic() - started:.1f}s")
+        print(
+            f"\n  API          {base}  (docs {base}/docs)\n"
+            f"  Outbox       {stack.outbox_url or 'SMTP_HOST=' + stack.env['SMTP_HOST']}\n"
+            f"  Workspace    {DEMO_WORKSPACE} (Pro, portal on)\n"
+            f"  Staff token  {token}\n"
+            f"               (also in {stack.data_dir / 'staff-token'})\n\n"
+            "  Ctrl-C stops everything; data stays in the data dir.\n",
+            flush=True,
+        )
+        while not stopping:
+            stack.check_children()
+            time.sleep(0.5)
+        return 0
+    except (RuntimeError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
+        _say(f"failed: {exc}")
+        return 1
+    finally:
+        _say("stopping")
+        stack.stop()
+        _say("stopped")

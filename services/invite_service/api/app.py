@@ -1,0 +1,57 @@
+"""Composition root of the API process: `create_app(settings)` builds everything; nothing
+connects at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.common.database import create_pool, eventsourcing_env
+from services.common.settings import ApiSettings
+from services.invite_service.api import health, invitations, portal, workspaces
+from services.invite_service.api.errors import install_error_handlers
+from services.invite_service.application import PortalAccess
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.settings = settings
+        app.state.staff_jwt_secret = settings.staff_jwt_secret.get_secret_value()
+        app.state.portal_access = await asyncio.to_thread(
+            PortalAccess,
+            eventsourcing_env(settings.database_url),
+            secret_key=settings.porchlight_secret_key.get_secret_value().encode(),
+            commit_batch_max=settings.commit_batch_max,
+        )
+        app.state.read_pool = await create_pool(settings.database_url, max_size=10)
+        log.info("api ready on %s:%s", settings.host, settings.port)
+        try:
+            yield
+        finally:
+            await app.state.read_pool.close()
+            app.state.portal_access.close()
+
+    app = FastAPI(
+        title="Porchlight",
+        version="0.1.0",
+        summary="Invitations and access for customer portals",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, workspaces, invitations, portal):
+        app.include_router(module.router)
+    _include_read_side(app)
+    return app
+
+
+def _include_read_side(app: FastAPI) -> None:
+    # The query API belongs to the read side; this process serves it from the projection tables.
+    from projections.query_api import router as query_router
+
+    app.include_router(query_router)

@@ -1,0 +1,80 @@
+"""One place that turns every failure into RFC 9457 problem details with a stable `code`."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.common.problems import Problem, handle_problem, problem_response
+from services.invite_service.domain import errors as domain
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CODE = {
+    domain.EmailRequired.code: 422,
+    domain.InvalidEmail.code: 422,
+    domain.InvalidPhone.code: 422,
+    domain.UnknownRole.code: 422,
+    domain.DuplicateEmail.code: 409,
+    domain.InvalidState.code: 409,
+    domain.PortalDisabled.code: 403,
+    domain.PlanRequired.code: 403,
+    domain.LinkInvalid.code: 410,
+    domain.WorkspaceNotFound.code: 404,
+    domain.AccountNotFound.code: 404,
+}
+# Field errors that have a code of their own rather than the generic validation_error.
+FIELD_CODES = {domain.EmailRequired.code, domain.InvalidEmail.code, domain.InvalidPhone.code}
+
+
+def domain_problem(exc: domain.DomainError) -> Problem:
+    status = STATUS_BY_CODE.get(exc.code, 400)
+    title = exc.code.replace("_", " ").capitalize()
+    return Problem(status, exc.code, title, exc.detail, **exc.extra)
+
+
+async def handle_domain_error(request: Request, exc: domain.DomainError) -> JSONResponse:
+    return problem_response(domain_problem(exc), request)
+
+
+def _field(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc if part != "body")
+
+
+async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"field": _field(e["loc"]), "type": e["type"], "message": e["msg"]}
+        for e in exc.errors()
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        problem = Problem(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.")
+    else:
+        specific = next((e for e in errors if e["type"] in FIELD_CODES), None)
+        if specific:
+            problem = Problem(422, specific["type"], "Invalid contact", specific["message"], errors=errors)
+        else:
+            detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+            problem = Problem(422, "validation_error", "Invalid request", detail, errors=errors)
+    return problem_response(problem, request)
+
+
+async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
+    return problem_response(Problem(exc.status_code, code, str(exc.detail), None, headers=exc.headers or {}), request)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(Problem(500, "internal_error", "Internal error", "Something went wrong on our side."), request)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Problem, handle_problem)
+    app.add_exception_handler(domain.DomainError, handle_domain_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(Exception, handle_unexpected)

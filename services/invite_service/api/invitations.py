@@ -1,0 +1,39 @@
+"""`POST /v1/workspaces/{ws}/invitations`: invite one contact."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Path, status
+
+from services.common.staff_auth import StaffWriter
+from services.invite_service.api.deps import Access
+from services.invite_service.api.schemas import InvitationIn, InvitationOut
+from services.invite_service.application import InviteCommand
+
+router = APIRouter(prefix="/v1/workspaces/{ws}/invitations", tags=["invitations"])
+log = logging.getLogger(__name__)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=InvitationOut)
+def invite(body: InvitationIn, staff: StaffWriter, access: Access, ws: str = Path()) -> InvitationOut:
+    # A plain `def`: FastAPI runs it in its thread pool around the synchronous Application.
+    command = InviteCommand(
+        email=body.email,
+        name=body.name,
+        role=body.role,
+        company=body.company,
+        phone=body.phone,
+        contact_id=body.contact_id,
+        resources=tuple(r.model_dump() for r in body.resources),
+        channels=tuple(body.channels or ("email",)),
+    )
+    result = access.invite(ws, command, staff.actor)
+    log.info("invited account %s (invitation %s) in %s by %s", result.account_id, result.invitation_id, ws, staff.sub)
+    return InvitationOut(
+        account_id=result.account_id,
+        invitation_id=result.invitation_id,
+        status="pending",
+        expires_at=result.expires_at,
+        position=result.position,
+    )

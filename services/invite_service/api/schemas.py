@@ -1,0 +1,98 @@
+"""Request and response bodies of the command API. Unknown fields are rejected: a typo
+in a field name must not silently drop what the caller meant to set."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from services.invite_service.contacts import normalise_email, normalise_phone
+
+Email = Annotated[str, BeforeValidator(normalise_email)]
+Phone = Annotated[str | None, BeforeValidator(normalise_phone)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class BrandingIn(Strict):
+    sender_name: str | None = Field(None, max_length=120, examples=["Pride Travelers"])
+    logo_url: str | None = Field(None, max_length=2000, pattern=r"^https?://")
+    brand_color: str | None = Field(None, pattern=r"^#[0-9A-Fa-f]{6}$", examples=["#0B7A75"])
+
+
+class WorkspaceSettingsIn(Strict):
+    """Every field optional: a PUT sets what it names and keeps the rest."""
+
+    name: str | None = Field(None, max_length=120)
+    portal_enabled: bool | None = None
+    plan: Literal["free", "pro"] | None = None
+    auto_invite_on_first_share: bool | None = None
+    invite_ttl_hours: int | None = Field(None, ge=1, le=720)
+    sign_in_method: Literal["magic_link", "password", "code"] | None = None
+    branding: BrandingIn | None = None
+    team_notify_email: Email | None = None
+    roles: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]] | None = Field(
+        None, description="Roles this workspace defines beyond owner, charter_client and customer"
+    )
+
+
+class BrandingOut(BaseModel):
+    sender_name: str | None
+    logo_url: str | None
+    brand_color: str | None
+
+
+class WorkspaceOut(BaseModel):
+    slug: str
+    name: str
+    portal_enabled: bool
+    plan: str
+    auto_invite_on_first_share: bool
+    invite_ttl_hours: int
+    sign_in_method: str
+    branding: BrandingOut
+    team_notify_email: str | None
+    roles: list[str]
+
+
+class Resource(Strict):
+    type: Literal["trip", "project", "customer"]
+    id: str = Field(min_length=1, max_length=200)
+
+
+class InvitationIn(Strict):
+    # Optional in the schema so that a missing email gets its own code, email_required.
+    email: Email = Field(None, validate_default=True, examples=["ana@example.com"])
+    name: str | None = Field(None, max_length=200)
+    role: str = Field("customer", pattern=r"^[a-z][a-z0-9_]{0,39}$", examples=["charter_client"])
+    company: str | None = Field(None, max_length=200)
+    phone: Phone = Field(None, examples=["+14155550123"])
+    contact_id: str | None = Field(None, max_length=200)
+    resources: list[Resource] = Field(default_factory=list, max_length=100)
+    channels: list[Literal["email", "sms"]] | None = Field(
+        None, min_length=1, description="Default: email, plus SMS when a phone is on file"
+    )
+
+    @model_validator(mode="after")
+    def _channels_follow_contact(self) -> InvitationIn:
+        if self.channels is None:
+            self.channels = ["email", "sms"] if self.phone else ["email"]
+        elif "sms" in self.channels and not self.phone:
+            raise PydanticCustomError("invalid_phone", "SMS was asked for, but this contact has no phone number.")
+        self.channels = list(dict.fromkeys(self.channels))
+        return self
+
+
+class InvitationOut(BaseModel):
+    account_id: UUID
+    invitation_id: UUID
+    status: Literal["pending"]
+    expires_at: datetime
+    position: int = Field(description="Event-store position of this write; the read side reports when it caught up")

@@ -1,0 +1,31 @@
+"""`PUT`/`GET /v1/workspaces/{ws}`: portal settings, each change recorded with who made it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path, Response, status
+
+from services.common.staff_auth import StaffAdmin, StaffReader
+from services.invite_service.api.deps import Access
+from services.invite_service.api.schemas import Slug, WorkspaceOut, WorkspaceSettingsIn
+from services.invite_service.domain.workspace import Workspace
+
+router = APIRouter(prefix="/v1/workspaces", tags=["workspaces"])
+
+
+def workspace_out(workspace: Workspace) -> WorkspaceOut:
+    return WorkspaceOut(slug=workspace.slug, **workspace.settings)
+
+
+@router.put("/{ws}", response_model=WorkspaceOut, responses={201: {"model": WorkspaceOut}})
+def put_workspace(ws: Slug, body: WorkspaceSettingsIn, staff: StaffAdmin, access: Access, response: Response) -> WorkspaceOut:
+    # Only what the caller named (nested too), so a PUT of one field leaves the rest alone.
+    settings = body.model_dump(exclude_unset=True)
+    workspace, created = access.configure_workspace(ws, settings, staff.actor)
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return workspace_out(workspace)
+
+
+@router.get("/{ws}", response_model=WorkspaceOut)
+def get_workspace(staff: StaffReader, access: Access, ws: str = Path()) -> WorkspaceOut:
+    return workspace_out(access.get_workspace(ws))

@@ -1,0 +1,119 @@
+"""The staff command API on a real event store: settings, invites and their errors."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.helpers import unique
+from tests.integration.conftest import auth
+
+
+async def test_put_workspace_creates_then_updates_and_records_only_changes(api, staff_token):
+    ws = unique("ws")
+    headers = auth(staff_token(ws, role="admin"))
+    created = await api.put(f"/v1/workspaces/{ws}", headers=headers, json={"name": "Pride", "plan": "pro"})
+    assert created.status_code == 201
+    assert created.json()["invite_ttl_hours"] == 168 and created.json()["sign_in_method"] == "magic_link"
+    updated = await api.put(f"/v1/workspaces/{ws}", headers=headers, json={"branding": {"brand_color": "#112233"}})
+    assert updated.status_code == 200
+    body = updated.json()
+    assert body["name"] == "Pride" and body["plan"] == "pro" and body["branding"]["brand_color"] == "#112233"
+    got = await api.get(f"/v1/workspaces/{ws}", headers=auth(staff_token(ws, role="viewer")))
+    assert got.json() == body
+    app = api.app.state.portal_access
+    workspace = app.get_workspace(ws)
+    before = workspace.version
+    again = await api.put(f"/v1/workspaces/{ws}", headers=headers, json={"branding": {"brand_color": "#112233"}})
+    assert again.status_code == 200 and app.get_workspace(ws).version == before
+
+
+async def test_workspace_settings_are_validated(api, staff_token):
+    ws = unique("ws")
+    response = await api.put(
+        f"/v1/workspaces/{ws}", headers=auth(staff_token(ws)), json={"invite_ttl_hours": 0, "brand": "x"}
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "validation_error"
+    assert {e["field"] for e in body["errors"]} == {"invite_ttl_hours", "brand"}
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_only_owner_and_admin_change_settings(api, staff_token, pro_workspace):
+    response = await api.put(
+        f"/v1/workspaces/{pro_workspace}", headers=auth(staff_token(pro_workspace, role="dispatcher")), json={"plan": "free"}
+    )
+    assert response.status_code == 403 and response.json()["code"] == "forbidden_role"
+
+
+async def test_invite_creates_a_pending_account_with_the_workspace_expiry(api, staff_token, pro_workspace):
+    response = await api.post(
+        f"/v1/workspaces/{pro_workspace}/invitations",
+        headers=auth(staff_token(pro_workspace, role="dispatcher")),
+        json={"email": "  Ana.Lima@Example.COM ", "name": "Ana Lima", "role": "charter_client", "phone": "+1 415 555 0123"},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "pending"
+    account = api.app.state.portal_access.get_account(body["account_id"])
+    assert account.email == "ana.lima@example.com" and account.phone == "+14155550123"
+    invitation = api.app.state.portal_access.repository.get(body["invitation_id"])
+    assert invitation.channels == ["email", "sms"]
+    hours = (invitation.expires_at - invitation.created_on).total_seconds() / 3600
+    assert round(hours) == 168
+
+
+async def test_second_invite_of_the_same_email_is_a_duplicate(api, staff_token, pro_workspace):
+    url, headers = f"/v1/workspaces/{pro_workspace}/invitations", auth(staff_token(pro_workspace))
+    assert (await api.post(url, headers=headers, json={"email": "dup@example.com"})).status_code == 201
+    second = await api.post(url, headers=headers, json={"email": "DUP@example.com"})
+    assert second.status_code == 409 and second.json()["code"] == "duplicate_email"
+
+
+async def test_concurrent_invites_of_one_email_exactly_one_wins(api, staff_token, pro_workspace):
+    url, headers = f"/v1/workspaces/{pro_workspace}/invitations", auth(staff_token(pro_workspace))
+    email = f"{unique('race')}@example.com"
+    responses = await asyncio.gather(*(api.post(url, headers=headers, json={"email": email}) for _ in range(8)))
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 7
+
+
+async def test_contact_errors_have_their_own_codes(api, staff_token, pro_workspace):
+    url, headers = f"/v1/workspaces/{pro_workspace}/invitations", auth(staff_token(pro_workspace))
+    missing = await api.post(url, headers=headers, json={"name": "No Email"})
+    assert missing.status_code == 422
+    assert missing.json()["code"] == "email_required"
+    assert missing.json()["detail"] == "This contact has no email address on file."
+    blank = await api.post(url, headers=headers, json={"email": "   "})
+    assert blank.json()["code"] == "email_required"
+    bad = await api.post(url, headers=headers, json={"email": "not-an-email"})
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_email"
+    phone = await api.post(url, headers=headers, json={"email": "p@example.com", "phone": "12345"})
+    assert phone.status_code == 422 and phone.json()["code"] == "invalid_phone"
+    unknown = await api.post(url, headers=headers, json={"email": "u@example.com", "emial": "typo"})
+    assert unknown.status_code == 422 and unknown.json()["code"] == "validation_error"
+    malformed = await api.post(url, headers={**headers, "content-type": "application/json"}, content=b"{nope")
+    assert malformed.status_code == 400 and malformed.json()["code"] == "malformed_json"
+
+
+async def test_workspace_gates_invites(api, staff_token):
+    ws = unique("ws")
+    headers = auth(staff_token(ws))
+    await api.put(f"/v1/workspaces/{ws}", headers=headers, json={"plan": "free"})
+    url = f"/v1/workspaces/{ws}/invitations"
+    free = await api.post(url, headers=headers, json={"email": "a@example.com"})
+    assert free.status_code == 403 and free.json()["code"] == "plan_required"
+    await api.put(f"/v1/workspaces/{ws}", headers=headers, json={"plan": "pro", "portal_enabled": False})
+    off = await api.post(url, headers=headers, json={"email": "a@example.com"})
+    assert off.status_code == 403 and off.json()["code"] == "portal_disabled"
+
+
+async def test_staff_auth_and_tenancy(api, staff_token, pro_workspace):
+    url = f"/v1/workspaces/{pro_workspace}/invitations"
+    assert (await api.post(url, json={"email": "a@example.com"})).status_code == 401
+    bad = await api.post(url, headers=auth("not.a.jwt"), json={"email": "a@example.com"})
+    assert bad.status_code == 401 and bad.json()["code"] == "unauthorized"
+    other = await api.post(url, headers=auth(staff_token("another-ws")), json={"email": "a@example.com"})
+    assert other.status_code == 404
+    for role in ("agent", "viewer"):
+        denied = await api.post(url, headers=auth(staff_token(pro_workspace, role=role)), json={"email": "a@example.com"})
+        assert denied.status_code == 403 and denied.json()["code"] == "forbidden_role"
