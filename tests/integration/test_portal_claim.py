@@ -1,0 +1,103 @@
+"""Claiming an invitation through the portal: a GET shows, only the POST consumes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from services.invite_service import application
+from tests.integration.conftest import auth
+
+JSON = {"Accept": "application/json"}
+
+
+def cookie_header(value: str) -> dict[str, str]:
+    return {"Cookie": f"porchlight_session={value}"}
+
+
+@pytest.fixture
+async def invited(api, staff_token, pro_workspace):
+    response = await api.post(
+        f"/v1/workspaces/{pro_workspace}/invitations",
+        headers=auth(staff_token(pro_workspace)),
+        json={"email": "traveler@example.com", "name": "Tess Traveler", "resources": [{"type": "trip", "id": "T-1"}]},
+    )
+    assert response.status_code == 201
+    body = response.json()
+    access = api.app.state.portal_access
+    link = access.claim_link("http://testserver", access.repository.get(body["invitation_id"]))
+    return pro_workspace, body["account_id"], link.removeprefix("http://testserver")
+
+
+async def test_get_shows_a_branded_page_and_consumes_nothing(api, invited):
+    ws, account_id, path = invited
+    for _ in range(3):  # a mail scanner may fetch it several times
+        page = await api.get(path)
+        assert page.status_code == 200
+        assert "Pride Travelers invited you, Tess Traveler" in page.text
+        assert '<form method="post"' in page.text and "#0B7A75" in page.text
+    assert api.app.state.portal_access.get_account(account_id).status == "pending"
+
+
+async def test_post_claims_activates_and_starts_a_session(api, invited):
+    ws, account_id, path = invited
+    claimed = await api.post(path, headers=JSON)
+    assert claimed.status_code == 200
+    assert claimed.json()["status"] == "active" and claimed.json()["account_id"] == account_id
+    cookie = claimed.cookies.get("porchlight_session")
+    assert cookie and "httponly" in claimed.headers["set-cookie"].lower()
+    session = await api.get(f"/portal/{ws}/session", headers=cookie_header(cookie))
+    assert session.status_code == 200
+    assert session.json()["email"] == "traveler@example.com"
+    assert session.json()["resources"] == [{"type": "trip", "id": "T-1"}]
+    assert api.app.state.portal_access.get_account(account_id).status == "active"
+
+
+async def test_form_post_redirects_to_the_portal(api, invited):
+    ws, _, path = invited
+    claimed = await api.post(path)
+    assert claimed.status_code == 303 and claimed.headers["location"] == f"/portal/{ws}/"
+
+
+async def test_a_used_link_is_no_longer_valid(api, invited):
+    ws, _, path = invited
+    assert (await api.post(path, headers=JSON)).status_code == 200
+    again = await api.post(path, headers=JSON)
+    assert again.status_code == 410
+    assert again.json()["code"] == "link_invalid" and again.json()["detail"] == "That link is no longer valid."
+    page = await api.get(path)
+    assert page.status_code == 410 and "That link is no longer valid." in page.text
+
+
+async def test_an_expired_link_is_no_longer_valid(api, invited, monkeypatch):
+    ws, account_id, path = invited
+    later = application._now() + timedelta(days=7, seconds=1)
+    monkeypatch.setattr(application, "_now", lambda: later)
+    assert (await api.get(path)).status_code == 410
+    expired = await api.post(path, headers=JSON)
+    assert expired.status_code == 410 and expired.json()["code"] == "link_invalid"
+    assert api.app.state.portal_access.get_account(account_id).status == "pending"
+
+
+async def test_tampered_or_foreign_links_are_invalid(api, invited, staff_token):
+    ws, _, path = invited
+    head, mac = path.rsplit(".", 1)
+    tampered = head + "." + ("A" if mac[0] != "A" else "B") + mac[1:]
+    assert (await api.post(tampered, headers=JSON)).status_code == 410
+    assert (await api.post(path.replace(f"/portal/{ws}/", "/portal/other-ws/"), headers=JSON)).status_code == 410
+    assert (await api.post(f"/portal/{ws}/claim/garbage", headers=JSON)).status_code == 410
+    assert (await api.post(path, headers=JSON)).status_code == 200  # the real one still works
+
+
+async def test_session_is_refused_without_a_valid_cookie(api, invited):
+    ws, _, _ = invited
+    assert (await api.get(f"/portal/{ws}/session")).status_code == 401
+    assert (await api.get(f"/portal/{ws}/session", headers=cookie_header("forged"))).status_code == 401
+
+
+async def test_sign_out_ends_the_session(api, invited):
+    ws, _, path = invited
+    cookie = (await api.post(path, headers=JSON)).cookies["porchlight_session"]
+    assert (await api.post(f"/portal/{ws}/sign-out", headers={**JSON, **cookie_header(cookie)})).status_code == 204
+    assert (await api.get(f"/portal/{ws}/session", headers=cookie_header(cookie))).status_code == 401

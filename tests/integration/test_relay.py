@@ -1,0 +1,154 @@
+"""The relay publishes the notification log to Kafka: keyed, complete, never a secret."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from contracts import AccessEventV1
+from services.common.database import eventsourcing_env
+from services.invite_service.application import InviteCommand, PortalAccess
+from services.invite_service.relay import Relay, load_position, save_position
+from tests.conftest import SECRET_KEY
+from tests.helpers import poll_until, unique
+
+STAFF = {"kind": "staff", "id": "staff-1", "reason": None}
+
+
+@pytest.fixture
+def access(migrated):
+    app = PortalAccess(eventsourcing_env(migrated), secret_key=SECRET_KEY.encode())
+    yield app
+    app.close()
+
+
+def pro_workspace(access: PortalAccess) -> str:
+    ws = unique("ws")
+    access.configure_workspace(ws, {"plan": "pro", "name": "Pride Travelers"}, STAFF)
+    return ws
+
+
+class TopicReader:
+    """Reads a topic from the start with a real consumer; keeps everything it saw."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=unique("reader"))
+        self.raw: list[tuple[bytes, bytes]] = []
+
+    async def __aenter__(self):
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.consumer.stop()
+
+    async def read(self) -> list[AccessEventV1]:
+        batch = await self.consumer.getmany(timeout_ms=200)
+        self.raw += [(m.key, m.value) for msgs in batch.values() for m in msgs]
+        return [AccessEventV1.model_validate_json(v) for _, v in self.raw]
+
+
+async def test_relay_publishes_envelopes_keyed_by_account_in_order(access, pg_pool, kafka_bootstrap, topic_names):
+    relay_name = unique("relay")
+    await save_position(pg_pool, relay_name, access.recorder.max_notification_id() or 0)
+    ws = pro_workspace(access)
+    invited = [access.invite(ws, InviteCommand(email=f"c{i}@example.com", name=f"C {i}", role="customer"), STAFF) for i in range(3)]
+    first = access.repository.get(invited[0].invitation_id)
+    token = access.claim_link("http://x", first).rsplit("/", 1)[1]
+    claimed = access.claim(ws, token)
+
+    relay = Relay(access, pg_pool, kafka_bootstrap, topic_names["access"], relay_name, batch_max=4)
+    task = asyncio.create_task(relay.run())
+    try:
+        async with TopicReader(kafka_bootstrap, topic_names["access"]) as reader:
+            async def all_published():
+                events = [e for e in await reader.read() if e.workspace == ws]
+                return events if len(events) >= 9 else None  # 3 x (account + invite) + claim pair + settings
+
+            events = await poll_until(all_published, what="the workspace's events on the topic")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    by_account = {}
+    for key, value in reader.raw:
+        envelope = AccessEventV1.model_validate_json(value)
+        if envelope.account_id is not None and envelope.workspace == ws:
+            assert key == str(envelope.account_id).encode()
+            by_account.setdefault(envelope.account_id, []).append(envelope.type)
+    assert by_account[claimed.account_id] == ["AccountCreated", "InviteSent", "TokenClaimed", "AccountActivated"]
+    assert all(types == ["AccountCreated", "InviteSent"] for acc, types in by_account.items() if acc != claimed.account_id)
+    sent = next(e for e in events if e.type == "InviteSent" and e.account_id == claimed.account_id)
+    assert sent.data["email"] == "c0@example.com" and sent.data["sender"]["sender_name"] == "Pride Travelers"
+    assert sent.actor.kind == "staff" and sent.actor.id == "staff-1"
+    assert next(e for e in events if e.type == "TokenClaimed").actor.kind == "client"
+    # Order holds per account (one key, one partition), not across partitions.
+    for account in by_account:
+        positions = [e.position for e in events if e.account_id == account]
+        assert positions == sorted(positions)
+    # Stored only after the broker acknowledged: the position covers what was published.
+    assert await load_position(pg_pool, relay_name) >= max(e.position for e in events)
+
+    # No secret anywhere: neither the link token nor its MAC is in Kafka or in the event store.
+    mac = token.split(".")[1]
+    assert not any(token.encode() in v or mac.encode() in v for _, v in reader.raw)
+    stored = await pg_pool.fetch("SELECT state FROM porchlight_events WHERE originator_id = $1", first.id)
+    assert stored and not any(mac.encode() in bytes(r["state"]) for r in stored)
+
+
+def _invite_many(access: PortalAccess, ws: str, count: int) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: access.invite(ws, InviteCommand(email=f"bulk{i}@example.com", name=None, role="customer"), STAFF), range(count)))
+
+
+async def test_killed_relay_resumes_without_losing_events(access, pg_pool, kafka_bootstrap, topic_names, base_env):
+    relay_name = unique("relay")
+    await save_position(pg_pool, relay_name, access.recorder.max_notification_id() or 0)
+    ws = pro_workspace(access)
+    await asyncio.to_thread(_invite_many, access, ws, 600)
+    expected = {(r.originator_id, r.originator_version) for r in await asyncio.to_thread(_stored_events_of, access, ws)}
+    head = access.recorder.max_notification_id()
+    env = {**os.environ, **base_env, "RELAY_NAME": relay_name, "RELAY_BATCH_MAX": "5", "LOG_LEVEL": "WARNING"}
+
+    def start_relay() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "deploy.cli", "relay"], env=env)
+
+    async with TopicReader(kafka_bootstrap, topic_names["access"]) as reader:
+        first = start_relay()
+        try:
+            await poll_until(reader.read, what="the first published events")
+        finally:
+            first.send_signal(signal.SIGKILL)  # no chance to tidy up
+            first.wait()
+        stored_at_kill = await load_position(pg_pool, relay_name)
+        assert stored_at_kill < head, "the relay finished before it was killed; the test did not test a crash"
+
+        second = start_relay()
+        try:
+            async def complete():
+                seen = {(e.aggregate_id, e.aggregate_version) for e in await reader.read() if e.workspace == ws}
+                return seen if expected <= seen else None
+
+            await poll_until(complete, timeout=60, what="every event after the restart")
+        finally:
+            second.terminate()
+            second.wait(10)
+    assert await load_position(pg_pool, relay_name) >= head
+
+
+def _stored_events_of(access: PortalAccess, ws: str):
+    records = []
+    start = 1
+    while True:
+        page = access.recorder.select_notifications(start, 1000)
+        if not page:
+            return records
+        records += [n for n in page if ws.encode() in n.state]
+        start = page[-1].id + 1
