@@ -1,0 +1,78 @@
+"""Group commit: concurrent commands share a transaction; one offender fails alone."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from services.invite_service.group_commit import GroupCommitter
+
+
+class FakeStore:
+    """Stands in for the event store's insert only; the real one is tested in integration."""
+
+    def __init__(self) -> None:
+        self.keys: set = set()
+        self.transactions: list[int] = []
+        self.next_id = 0
+        self.gate = threading.Event()
+
+    def save(self, events):
+        self.gate.wait(5)
+        keys = [(e.originator_id, e.originator_version) for e in events]
+        if len(set(keys)) != len(keys) or self.keys & set(keys):
+            raise IntegrityError()
+        self.keys |= set(keys)
+        self.transactions.append(len(events))
+        out = []
+        for e in events:
+            self.next_id += 1
+            out.append(SimpleNamespace(domain_event=e, notification=SimpleNamespace(id=self.next_id)))
+        return out
+
+
+def ev(agg: str, version: int = 1):
+    return SimpleNamespace(originator_id=agg, originator_version=version)
+
+
+def test_concurrent_commits_share_transactions_and_get_their_own_positions():
+    store = FakeStore()
+    committer = GroupCommitter(store.save, max_batch=100)
+    with ThreadPoolExecutor(32) as pool:
+        futures = [pool.submit(committer.commit, [ev(f"a{i}"), ev(f"b{i}")]) for i in range(64)]
+        store.gate.set()
+        positions = [f.result() for f in futures]
+    assert len(set(positions)) == 64
+    assert sum(store.transactions) == 128 and len(store.transactions) < 64
+
+
+def test_one_duplicate_fails_alone_and_the_rest_commit():
+    store = FakeStore()
+    store.gate.set()
+    committer = GroupCommitter(store.save)
+    committer.commit([ev("taken")])
+    store.gate.clear()
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(committer.commit, [ev(name)]) for name in ("x1", "taken", "x2", "x3")]
+        store.gate.set()
+        outcomes = []
+        for f in futures:
+            try:
+                outcomes.append(f.result())
+            except IntegrityError:
+                outcomes.append("duplicate")
+    assert outcomes[1] == "duplicate"
+    assert all(isinstance(o, int) for i, o in enumerate(outcomes) if i != 1)
+    assert {("x1", 1), ("x2", 1), ("x3", 1)} <= store.keys
+
+
+def test_other_failures_reach_every_waiter():
+    def broken(events):
+        raise ConnectionError("database went away")
+
+    with pytest.raises(ConnectionError):
+        GroupCommitter(broken).commit([ev("a")])

@@ -1,0 +1,32 @@
+"""Links are derived from a key and a nonce; only the key holder can make or check one."""
+
+from uuid import uuid4
+
+from services.common import tokens
+
+KEY = b"k" * 32
+
+
+def test_token_round_trip_and_verification():
+    aggregate_id, nonce = uuid4(), tokens.new_nonce()
+    token = tokens.make_token(KEY, tokens.CLAIM, aggregate_id, nonce)
+    parsed_id, mac = tokens.parse_token(token)
+    assert parsed_id == aggregate_id
+    assert tokens.verify_token(KEY, tokens.CLAIM, aggregate_id, nonce, mac)
+
+
+def test_a_new_nonce_other_key_or_purpose_voids_the_token():
+    aggregate_id, nonce = uuid4(), tokens.new_nonce()
+    _, mac = tokens.parse_token(tokens.make_token(KEY, tokens.CLAIM, aggregate_id, nonce))
+    assert not tokens.verify_token(KEY, tokens.CLAIM, aggregate_id, tokens.new_nonce(), mac)
+    assert not tokens.verify_token(b"x" * 32, tokens.CLAIM, aggregate_id, nonce, mac)
+    assert not tokens.verify_token(KEY, "magic", aggregate_id, nonce, mac)
+
+
+def test_malformed_tokens_parse_to_none():
+    for bad in ("", "nodot", "!!!.???", "a" * 200 + "." + "b", "AAAA.AAAA"):
+        assert tokens.parse_token(bad) is None
+
+
+def test_nonces_do_not_repeat():
+    assert len({tokens.new_nonce() for _ in range(1000)}) == 1000
