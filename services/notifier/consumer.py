@@ -1,0 +1,109 @@
+"""The notifier's one handler: InviteSent on the access topic → email → delivery outcome.
+
+Idempotency lives in the ledger (see ledger.py): each (event, channel) is sent at most
+once however often Kafka redelivers or the relay re-publishes. The offset is committed
+only after the handler returns (ack policy in main.py), so a crash or a failed send
+brings the event back; the ledger makes that safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import asyncpg
+from faststream import Context
+from pydantic import ValidationError
+
+from contracts import AccessEventV1, DeliveryOutcomeV1
+from contracts.access import INVITE_SENT
+from services.common.settings import NotifierSettings
+from services.notifier import ledger
+from services.notifier.invite import InviteSent, claim_link
+from services.notifier.rendering import render_invite
+from services.notifier.smtp import SEND_ERRORS, SmtpSender
+
+log = logging.getLogger("porchlight.notifier")
+
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class DeliveryFailed(Exception):
+    """A provider refused; raised so the event is redelivered (ack policy NACK_ON_ERROR)."""
+
+
+class Notifier:
+    """What the handler needs: settings, the provider, the outcome publisher and the pool."""
+
+    def __init__(self, settings: NotifierSettings, sender: SmtpSender, outcomes: Any) -> None:
+        self.settings = settings
+        self.sender = sender
+        self.outcomes = outcomes  # the FastStream publisher of porchlight.deliveries.v1
+        self.pool: asyncpg.Pool | None = None  # attached by main.run once connected
+
+    async def deliver_invite(self, event: AccessEventV1) -> None:
+        try:
+            invite = InviteSent.model_validate(event.data)
+        except ValidationError as exc:
+            # Redelivery cannot repair a malformed event; say so loudly and move on (DLQ: later).
+            log.error("unusable InviteSent event_id=%s errors=%s", event.event_id, exc.errors(include_input=False))
+            return
+        failed: list[DeliveryOutcomeV1] = []
+        for channel in dict.fromkeys(invite.channels):
+            outcome = await self._deliver(event, invite, channel)
+            # Published on every pass, also for skipped duplicates: a crash after commit and
+            # before publish must not lose the outcome; consumers dedupe on delivery_id.
+            await self.outcomes.publish(outcome, key=outcome.key)
+            if outcome.status == "failed":
+                failed.append(outcome)
+        if failed:
+            # Seeking back redelivers at once; pause first so a dead relay isn't hammered.
+            await asyncio.sleep(min(2.0 ** (failed[0].attempt - 1), MAX_BACKOFF_SECONDS))
+            raise DeliveryFailed(f"{len(failed)} delivery(ies) of event {event.event_id} failed")
+
+    async def _deliver(self, event: AccessEventV1, invite: InviteSent, channel: str) -> DeliveryOutcomeV1:
+        assert self.pool is not None, "run() attaches the pool before the broker starts"
+        started = time.monotonic()
+        async with ledger.claim(
+            self.pool,
+            event_id=event.event_id,
+            channel=channel,
+            account_id=invite.account_id,
+            workspace=event.workspace,
+            provider=self.sender.provider if channel == "email" else "none",
+        ) as entry:
+            repeat = entry.done
+            if repeat:
+                pass  # sent (or suppressed) before: send nothing, re-publish the recorded outcome
+            elif channel != "email":
+                await entry.record("suppressed", error=f"no {channel} provider is configured")
+            elif invite.expires_at <= datetime.now(timezone.utc):
+                await entry.record("suppressed", error="the invitation expired before it could be sent")
+            else:
+                rendered = render_invite(invite, claim_link(self.settings, event.aggregate_id, invite))
+                try:
+                    message_id = await self.sender.send(
+                        rendered, to=invite.email, from_name=invite.sender.display_name, delivery_id=entry.delivery_id
+                    )
+                except SEND_ERRORS as exc:
+                    await entry.record("failed", error=f"{type(exc).__name__}: {exc}"[:500])
+                else:
+                    await entry.record("sent", message_id=message_id)
+            outcome = entry.outcome()
+        log.info(
+            "delivery event_id=%s account_id=%s channel=%s status=%s attempt=%d repeat=%s latency_ms=%.0f lag_ms=%.0f%s",
+            event.event_id, outcome.account_id, channel, outcome.status, outcome.attempt, repeat,
+            (time.monotonic() - started) * 1000,
+            (datetime.now(timezone.utc) - event.occurred_at).total_seconds() * 1000,
+            f" error={outcome.error!r}" if outcome.error else "",
+        )
+        return outcome
+
+
+async def on_access_event(msg: AccessEventV1, notifier: Annotated[Notifier, Context("notifier")]) -> None:
+    """Every access event passes here; only InviteSent causes a message (unknown types are normal)."""
+    if msg.type == INVITE_SENT:
+        await notifier.deliver_invite(msg)

@@ -1,0 +1,115 @@
+"""Composition root and process entry of the notifier.
+
+    broker, notifier = create_notifier(settings)   # builds, connects nothing (AsyncAPI can use it)
+    await run(settings)                            # connects, consumes until cancelled, shuts down
+
+`run` is what `porchlight notifier` and the dev launcher call; cancel its task to stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from faststream import AckPolicy
+from fast_depends.exceptions import ValidationError as ArgumentsInvalid
+from faststream import BaseMiddleware
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+
+from contracts import DeliveryOutcomeV1
+from services.common.database import create_pool, describe
+from services.common.heartbeat import run_heartbeat
+from services.common.settings import NotifierSettings
+from services.notifier.consumer import Notifier, on_access_event
+from services.notifier.smtp import SmtpSender
+
+log = logging.getLogger("porchlight.notifier")
+
+PROCESS = "notifier"
+
+
+class SkipMalformed(BaseMiddleware):
+    """Ack, with an error line, a message that is not an AccessEventV1 at all.
+
+    With NACK_ON_ERROR a message that fails validation would be redelivered forever and
+    block its partition; retrying cannot fix it. (Dead-lettering it is a later change.)
+    """
+
+    async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+        try:
+            return await call_next(msg)
+        except (ValidationError, ArgumentsInvalid) as exc:
+            # Only the handler's own arguments (titled after it) mean "malformed message";
+            # a ValidationError from inside the handler is a bug and must redeliver.
+            original = exc.original_error if isinstance(exc, ArgumentsInvalid) else exc
+            if not isinstance(original, ValidationError) or original.title != on_access_event.__name__:
+                raise
+            raw = getattr(msg, "raw_message", None)
+            log.error(
+                "skipping malformed access message topic=%s partition=%s offset=%s errors=%s",
+                getattr(raw, "topic", "?"), getattr(raw, "partition", "?"), getattr(raw, "offset", "?"),
+                original.errors(include_input=False, include_url=False),
+            )
+            return None
+
+
+def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=False,  # Tansu has no idempotent producer; the ledger dedupes instead
+        middlewares=[SkipMalformed],
+        description="Porchlight notifier: sends invitation emails and publishes delivery outcomes",
+    )
+    outcomes = broker.publisher(
+        settings.deliveries_topic,
+        title="delivery-outcomes",
+        description="One outcome per (access event, channel); keyed by account id; dedupe on delivery_id",
+        schema=DeliveryOutcomeV1,
+    )
+    notifier = Notifier(settings, SmtpSender(settings), outcomes)
+    broker.context.set_global("notifier", notifier)
+    broker.subscriber(
+        settings.access_topic,
+        group_id=settings.notifier_group_id,
+        # Tansu forgets committed offsets on restart; start from the beginning and let the
+        # ledger skip what was sent already, rather than miss what arrived while we were down.
+        auto_offset_reset="earliest",
+        # Commit the offset only after the handler finished; on an error seek back so the
+        # event comes again (never ACK_FIRST, which commits before the email is sent).
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="notifier-access-events",
+        description="Access events; InviteSent sends the invitation, other types are ignored",
+    )(on_access_event)
+    return broker, notifier
+
+
+async def run(settings: NotifierSettings) -> None:
+    """Run the notifier until cancelled, then stop consuming, beating and the pool, in that order."""
+    broker, notifier = create_notifier(settings)
+    pool = await create_pool(settings.database_url, max_size=5)
+    heartbeat: asyncio.Task | None = None
+    try:
+        notifier.pool = pool
+        await broker.start()
+        log.info(
+            "notifier consuming topic=%s group=%s db=%s smtp=%s:%s",
+            settings.access_topic, settings.notifier_group_id, describe(settings.database_url),
+            settings.smtp_host, settings.smtp_port,
+        )
+        heartbeat = asyncio.create_task(run_heartbeat(pool, PROCESS), name="notifier-heartbeat")
+        await heartbeat  # runs until this task is cancelled
+    finally:
+        # Shielded: the caller's cancellation must not cut the graceful stop short.
+        await asyncio.shield(_shutdown(broker, heartbeat, pool))
+
+
+async def _shutdown(broker: KafkaBroker, heartbeat: asyncio.Task | None, pool) -> None:
+    await broker.stop()  # waits for an in-flight handler, so its ledger commit and ack finish
+    if heartbeat is not None:
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
+    await pool.close()
+    log.info("notifier stopped")

@@ -1,0 +1,208 @@
+"""The notifier against a real broker, PostgreSQL and SMTP server, run in-process.
+
+Each test has its own topics and consumer group; "a restart after the broker forgot
+our offsets" is a fresh group on the same topic, which is what Tansu does on restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from contracts import AccessEventV1, Actor
+from contracts.access import INVITE_SENT, TOKEN_CLAIMED, event_id_for
+from deploy.embedded import free_port
+from services.common import tokens
+from services.common.kafka import create_producer
+from services.common.settings import NotifierSettings
+from services.notifier.ledger import delivery_id_for
+from services.notifier.main import run
+from tests.conftest import SECRET_KEY
+from tests.helpers import poll_until, unique
+
+LINK = re.compile(r"https?://\S+/claim/[A-Za-z0-9_.-]+")
+
+
+def notifier_settings(base_env: dict[str, str], smtp_port: int, **overrides: str) -> NotifierSettings:
+    env = {**base_env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "NOTIFIER_GROUP_ID": unique("notifier")}
+    fields = {k.lower(): v for k, v in env.items() if k.lower() in NotifierSettings.model_fields}
+    return NotifierSettings(**fields, **overrides)
+
+
+@asynccontextmanager
+async def running(settings: NotifierSettings) -> AsyncIterator[asyncio.Task]:
+    task = asyncio.create_task(run(settings))
+    try:
+        yield task
+    finally:
+        if task.done():
+            task.result()  # surface a crash rather than a confusing timeout
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@asynccontextmanager
+async def recording(bootstrap: str, topic: str) -> AsyncIterator[list[dict]]:
+    """Every message on `topic` from the start, decoded, appended as it arrives."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    seen: list[dict] = []
+
+    async def pump() -> None:
+        async for record in consumer:
+            seen.append({"key": record.key, "raw": record.value, **json.loads(record.value)})
+
+    task = asyncio.create_task(pump())
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
+
+
+def invite_sent(workspace: str, email: str, *, name: str = "Ana Traveler", logo: str | None = None) -> AccessEventV1:
+    invitation_id, account_id = uuid.uuid4(), uuid.uuid4()
+    return AccessEventV1(
+        event_id=event_id_for(invitation_id, 1),
+        type=INVITE_SENT,
+        workspace=workspace,
+        account_id=account_id,
+        aggregate_id=invitation_id,
+        aggregate_version=1,
+        position=1,
+        occurred_at=datetime.now(timezone.utc),
+        actor=Actor(kind="staff", id="staff-42"),
+        data={
+            "workspace": workspace,
+            "account_id": str(account_id),
+            "email": email,
+            "name": name,
+            "nonce": tokens.new_nonce(),
+            "expires_at": (datetime.now(timezone.utc) + timedelta(days=7)).isoformat(),
+            "channels": ["email"],
+            "method": "manual",
+            "sender": {
+                "workspace_name": "Pride Travelers",
+                "sender_name": "Pride Travelers",
+                "logo_url": logo,
+                "brand_color": "#C2185B",
+            },
+        },
+    )
+
+
+def expected_token(event: AccessEventV1) -> str:
+    return tokens.make_token(SECRET_KEY.encode(), tokens.CLAIM, event.aggregate_id, event.data["nonce"])
+
+
+async def publish(bootstrap: str, topic: str, *messages: AccessEventV1 | tuple[bytes, bytes]) -> None:
+    producer = create_producer(bootstrap)
+    await producer.start()
+    try:
+        for m in messages:
+            key, value = (m.key, m.model_dump_json().encode()) if isinstance(m, AccessEventV1) else m
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def outcomes_for(seen: list[dict], event: AccessEventV1) -> list[dict]:
+    return [o for o in seen if o["event_id"] == str(event.event_id)]
+
+
+async def test_invite_is_sent_once_with_branding_and_outcome(
+    base_env, topic_names, smtp_server, pg_pool, kafka_bootstrap, caplog
+):
+    caplog.set_level(logging.INFO)
+    settings = notifier_settings(base_env, smtp_server.port, public_base_url="http://portal.test:8000")
+    ws = unique("ws")
+    first = invite_sent(ws, f"{unique('ana')}@example.com", logo="https://cdn.example.com/pride.png")
+    access = topic_names["access"]
+
+    async with recording(kafka_bootstrap, topic_names["deliveries"]) as outcomes:
+        async with running(settings):
+            await publish(kafka_bootstrap, access, first)
+            [mail] = await smtp_server.wait_for(first.data["email"])
+
+            link = tokens.claim_link("http://portal.test:8000", ws, expected_token(first))
+            assert mail.message["Subject"] == "Pride Travelers invited you to their client portal"
+            assert mail.message["From"].addresses[0].display_name == "Pride Travelers"
+            assert mail.message["Message-ID"] == f"<{delivery_id_for(first.event_id, 'email')}@porchlight.localhost>"
+            text, html = mail.part("plain"), mail.part("html")
+            assert LINK.findall(text) == [link]
+            assert f'href="{link}"' in html
+            assert "Welcome, Ana Traveler" in text and "Welcome, Ana Traveler" in html
+            assert 'src="https://cdn.example.com/pride.png"' in html
+            assert "background-color: #C2185B" in html
+
+            [outcome] = await poll_until(lambda: _async(outcomes_for(outcomes, first)), what="the sent outcome")
+            assert outcome["status"] == "sent" and outcome["attempt"] == 1 and outcome["channel"] == "email"
+            assert outcome["delivery_id"] == str(delivery_id_for(first.event_id, "email"))
+            assert outcome["key"] == str(first.account_id).encode()
+
+            # The relay re-publishes; an event of another type and a malformed message pass by.
+            second = invite_sent(ws, f"{unique('ben')}@example.com")
+            claimed = first.model_copy(update={"event_id": uuid.uuid4(), "type": TOKEN_CLAIMED, "data": {}})
+            junk = (second.key, b'{"not": "an access event"}')
+            await publish(kafka_bootstrap, access, first, claimed, junk, second)
+            await smtp_server.wait_for(second.data["email"])
+            # Same partition (same key) and in order: the duplicate was handled before `second`.
+            await poll_until(lambda: _async(len(outcomes_for(outcomes, first)) == 2), what="the re-published outcome")
+
+        # A restart whose broker forgot the group's offsets reads the topic from the start.
+        third = invite_sent(ws, f"{unique('cy')}@example.com")
+        await publish(kafka_bootstrap, access, third)
+        async with running(settings.model_copy(update={"notifier_group_id": unique("notifier")})):
+            await smtp_server.wait_for(third.data["email"])
+
+    assert len(smtp_server.recorder.to(first.data["email"])) == 1
+    assert len(smtp_server.recorder.to(second.data["email"])) == 1
+    assert len(smtp_server.recorder.received) == 3
+    repeats = outcomes_for(outcomes, first)
+    assert {o["delivery_id"] for o in repeats} == {str(delivery_id_for(first.event_id, "email"))}
+    assert all(o["status"] == "sent" and o["attempt"] == 1 for o in repeats)
+    assert not [o for o in outcomes if o["event_id"] == str(claimed.event_id)]
+
+    row = await pg_pool.fetchrow("SELECT status, attempt FROM notifier_deliveries WHERE event_id = $1", first.event_id)
+    assert tuple(row) == ("sent", 1)
+    for event in (first, second, third):
+        token = expected_token(event)
+        assert token not in caplog.text
+        assert not [o for o in outcomes if token.encode() in o["raw"]]
+    assert f"event_id={first.event_id}" in caplog.text and "status=sent" in caplog.text
+
+
+async def test_failed_send_is_recorded_and_retried_after_restart(base_env, smtp_server, kafka_bootstrap, topic_names):
+    dead = notifier_settings(base_env, free_port())  # nothing listens there
+    event = invite_sent(unique("ws"), f"{unique('dee')}@example.com")
+    async with recording(kafka_bootstrap, topic_names["deliveries"]) as outcomes:
+        async with running(dead):
+            await publish(kafka_bootstrap, topic_names["access"], event)
+            failed = await poll_until(lambda: _async(outcomes_for(outcomes, event)), what="the failed outcome")
+            assert failed[0]["status"] == "failed" and failed[0]["error"]
+
+        # Same group: the failed event was never acknowledged, so it comes back.
+        async with running(dead.model_copy(update={"smtp_port": smtp_server.port})):
+            await smtp_server.wait_for(event.data["email"])
+            sent = await poll_until(
+                lambda: _async([o for o in outcomes_for(outcomes, event) if o["status"] == "sent"]), what="sent"
+            )
+    assert sent[0]["attempt"] >= 2
+    assert len({o["delivery_id"] for o in outcomes_for(outcomes, event)}) == 1
+
+
+async def _async(value):
+    return value
+
+
+pytestmark = pytest.mark.timeout(90)
