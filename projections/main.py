@@ -1,0 +1,51 @@
+"""`porchlight projector`: the read-side process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from projections.consumer import ProjectorStats, create_projector
+from services.common.database import create_pool, describe
+from services.common.heartbeat import run_heartbeat
+from services.common.settings import ProjectorSettings
+
+log = logging.getLogger(__name__)
+
+SUMMARY_INTERVAL_SECONDS = 60.0
+
+
+async def _log_summaries(stats: ProjectorStats) -> None:
+    last = (0, 0, 0)
+    while True:
+        await asyncio.sleep(SUMMARY_INTERVAL_SECONDS)
+        now = (stats.applied, stats.duplicates, stats.failures)
+        if now != last:
+            log.info("projector: %d applied, %d duplicates skipped, %d failures retried", *now)
+            last = now
+
+
+async def run(settings: ProjectorSettings) -> None:
+    """Project until cancelled, then stop consuming before the pool closes."""
+    pool = await create_pool(settings.database_url)
+    stats = ProjectorStats()
+    try:
+        broker = create_projector(settings, pool, stats)
+        await broker.start()
+        log.info(
+            "projector consuming %s and %s as group %s into %s",
+            settings.access_topic,
+            settings.deliveries_topic,
+            settings.projector_group_id,
+            describe(settings.database_url),
+        )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(run_heartbeat(pool, "projector"))
+                tasks.create_task(_log_summaries(stats))
+        finally:
+            # Waits for an in-flight handler (graceful_timeout), which still needs the pool.
+            await broker.stop()
+            log.info("projector stopped: %d applied, %d duplicates skipped", stats.applied, stats.duplicates)
+    finally:
+        await pool.close()
