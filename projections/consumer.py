@@ -59,10 +59,9 @@ def create_projector(
     )
     subscriber_options = dict(auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR)
     # Each subscriber is its own Kafka consumer. Sharing one group between consumers of
-    # different topics would make every join or leave of either one stop and rebalance
-    # both (measured on Tansu, which holds each first JoinGroup ~5 s: 14 s to start
-    # instead of 10 s), so deliveries get a
-    # group of their own, named after the projector's.
+    # different topics makes every join or leave of either one rebalance both (on Tansu,
+    # which holds each first JoinGroup ~5 s, start took 14 s instead of 10 s), so
+    # deliveries get a group of their own, named after the projector's.
     access_group = settings.projector_group_id
     deliveries_group = f"{settings.projector_group_id}.deliveries"
 
