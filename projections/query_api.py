@@ -1,0 +1,75 @@
+"""The staff read API over the projections: the status list and one account.
+
+Mounted at the root by the API process, which must set `app.state.read_pool` (an
+asyncpg pool) and `app.state.staff_jwt_secret`, and install the Problem handler.
+Any staff role may read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Depends, Query, Request
+
+from projections import queries
+from projections.views import AccountDetail, AccountPage, AccountState
+from services.common.problems import Problem
+from services.common.staff_auth import StaffReader
+
+_PROBLEM = {"content": {"application/problem+json": {}}}
+router = APIRouter(
+    prefix="/v1/workspaces/{ws}/accounts",
+    tags=["accounts"],
+    responses={
+        401: {"description": "Missing, malformed or expired staff token", **_PROBLEM},
+        404: {"description": "Token for another workspace, or no such account", **_PROBLEM},
+        422: {"description": "Bad query parameter or cursor", **_PROBLEM},
+    },
+)
+
+
+def read_pool(request: Request) -> asyncpg.Pool:
+    return request.app.state.read_pool
+
+
+ReadPool = Annotated[asyncpg.Pool, Depends(read_pool)]
+
+
+@router.get("", response_model=AccountPage, summary="The status list")
+async def list_accounts(
+    ws: str,
+    staff: StaffReader,
+    pool: ReadPool,
+    status: Annotated[AccountState | None, Query(description="Only accounts in this state")] = None,
+    email: Annotated[str | None, Query(max_length=320, description="Exact email, case-insensitive")] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Part of the name, email or company")
+    ] = None,
+    resource_type: Annotated[str | None, Query(max_length=64, description="With resource_id: who may see it")] = None,
+    resource_id: Annotated[str | None, Query(max_length=200, description="With resource_type")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
+    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
+) -> AccountPage:
+    """Accounts of the workspace, newest invite first, one page at a time."""
+    if (resource_type is None) != (resource_id is None):
+        raise Problem(422, "invalid_filter", "Invalid filter", "Give resource_type and resource_id together.")
+    filters = queries.AccountFilter(status, email, q, resource_type, resource_id)
+    try:
+        items, next_cursor = await queries.list_accounts(pool, ws, filters, limit, cursor)
+    except queries.BadCursor:
+        raise Problem(
+            422, "invalid_cursor", "Invalid cursor", "Pass back the next_cursor of a previous page unchanged."
+        ) from None
+    return AccountPage.model_validate({"items": items, "next_cursor": next_cursor})
+
+
+@router.get("/{account_id}", response_model=AccountDetail, summary="One account")
+async def get_account(ws: str, account_id: uuid.UUID, staff: StaffReader, pool: ReadPool) -> AccountDetail:
+    """An account's status, timestamps, deliveries and the actions allowed now."""
+    account = await queries.get_account(pool, ws, account_id)
+    if account is None:
+        # Another workspace's account answers the same as a missing one: no existence leak.
+        raise Problem(404, "account_not_found", "Not found", "No such account in this workspace.")
+    return AccountDetail.model_validate(account)

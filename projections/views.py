@@ -1,0 +1,73 @@
+"""Response models of the query API: the shapes API.md promises for the status list."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+AccountState = Literal["not_invited", "pending", "active", "disabled"]
+
+
+class Resource(BaseModel):
+    type: str = Field(description="What kind of thing the account may see", examples=["trip"])
+    id: str = Field(description="The host app's id of it", examples=["trip-1042"])
+
+
+class AccountSummary(BaseModel):
+    """One row of the status list."""
+
+    account_id: uuid.UUID
+    email: str | None = Field(description="Normalised email of the contact")
+    name: str | None
+    role: str | None = Field(examples=["charter_client"])
+    company: str | None
+    phone: str | None = Field(None, description="E.164, when on file")
+    contact_id: str | None = Field(None, description="The host app's contact id")
+    resources: list[Resource] = Field(default_factory=list, description="What the account may see")
+    status: AccountState
+    invited_at: datetime = Field(description="When the first invite was sent")
+    invited_by: str | None = Field(None, description="Staff id (or `system`) who sent the first invite")
+    last_invite_sent_at: datetime | None = Field(None, description="When the newest invite was sent")
+    expires_at: datetime | None = Field(description="When the newest invite's link expires")
+    activated_at: datetime | None
+    disabled_at: datetime | None
+    disabled_by: str | None = Field(description="Staff id who disabled the account")
+    last_sign_in_at: datetime | None
+    sign_ins: int = Field(description="How many times the account has signed in")
+    last_delivery_status: Literal["sent", "failed", "suppressed"] | None = Field(
+        None, description="Outcome of the most recent email or SMS"
+    )
+    actions: list[str] = Field(
+        description="What staff may do now, as `POST .../accounts/{id}/{action}`", examples=[["resend", "revoke"]]
+    )
+
+
+class AccountPage(BaseModel):
+    items: list[AccountSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class Delivery(BaseModel):
+    """One attempt to deliver a message to the account."""
+
+    channel: Literal["email", "sms"]
+    provider: str = Field(examples=["smtp", "postmark"])
+    status: Literal["sent", "failed", "suppressed"]
+    attempt: int
+    error: str | None = Field(description="Why it failed or was suppressed")
+    at: datetime
+
+
+class SignIn(BaseModel):
+    at: datetime
+    method: str = Field(examples=["magic_link"])
+
+
+class AccountDetail(AccountSummary):
+    """One account: the list row plus its deliveries and recent sign-ins."""
+
+    deliveries: list[Delivery] = Field(description="Delivery attempts, newest first")
+    recent_sign_ins: list[SignIn] = Field(description="Most recent sign-ins, newest first")
