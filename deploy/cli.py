@@ -109,7 +109,10 @@ def migrate() -> None:
 
     settings = _settings(CommonSettings)
     _logging(settings, "migrate")
-    asyncio.run(run_migrate(settings.database_url, settings.kafka_bootstrap_servers, [settings.access_topic, settings.deliveries_topic]))
+    from contracts import topics
+
+    wanted = list(dict.fromkeys([*topics.ALL, settings.access_topic, settings.deliveries_topic]))
+    asyncio.run(run_migrate(settings.database_url, settings.kafka_bootstrap_servers, wanted))
     typer.echo("migrated")
 
 

@@ -1,5 +1,8 @@
 """Staff authentication: HS256 JWTs signed by the host app with STAFF_JWT_SECRET.
 
+The dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in its
+thread pool, and a thread hop per dependency per request costs more than checking a JWT.
+
 A token for another workspace answers 404, as if the workspace did not exist, so a
 token never reveals which other workspaces there are.
 """
@@ -51,7 +54,7 @@ def decode_staff_token(token: str, secret: str) -> StaffClaims:
         raise unauthorized("The staff token is missing, malformed or not signed with the expected key.") from None
 
 
-def staff_for_workspace(
+async def staff_for_workspace(
     ws: str, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> StaffClaims:
     """The caller's claims, checked against the `{ws}` in the path."""
@@ -63,13 +66,13 @@ def staff_for_workspace(
     return claims
 
 
-def staff_writer(claims: Annotated[StaffClaims, Depends(staff_for_workspace)]) -> StaffClaims:
+async def staff_writer(claims: Annotated[StaffClaims, Depends(staff_for_workspace)]) -> StaffClaims:
     if not claims.can_write:
         raise Problem(403, "forbidden_role", "Forbidden", f"The {claims.role} role may only read.")
     return claims
 
 
-def staff_settings_admin(claims: Annotated[StaffClaims, Depends(staff_for_workspace)]) -> StaffClaims:
+async def staff_settings_admin(claims: Annotated[StaffClaims, Depends(staff_for_workspace)]) -> StaffClaims:
     if claims.role not in SETTINGS_ROLES:
         raise Problem(403, "forbidden_role", "Forbidden", "Only owners and admins change workspace settings.")
     return claims

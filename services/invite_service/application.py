@@ -7,6 +7,7 @@ read side to catch up with their own write.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +54,9 @@ class ClaimResult:
     position: int
 
 
+WORKSPACE_CACHE_SECONDS = 1.0
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -67,6 +71,7 @@ class PortalAccess(Application):
         # None for processes that only read the log (the relay): they can never mint or check a link.
         self._secret_key = secret_key
         self._committer = GroupCommitter(self._save_events, max_batch=commit_batch_max)
+        self._workspace_cache: dict[str, tuple[float, Workspace]] = {}
 
     def _save_events(self, events):
         return self.save(*events)
@@ -92,6 +97,7 @@ class PortalAccess(Application):
         if changes:
             workspace.change_settings(changes=changes, actor=actor)
             self._commit(workspace)
+            self._workspace_cache.pop(slug, None)
         return workspace, False
 
     def get_workspace(self, slug: str) -> Workspace:
@@ -100,14 +106,25 @@ class PortalAccess(Application):
         except AggregateNotFoundError:
             raise WorkspaceNotFound() from None
 
+    def _workspace_for_invite(self, slug: str) -> Workspace:
+        """The workspace, re-read at most once a second: every invite checks its gate, and
+        a settings change reaching other API replicas a second later is an acceptable lag
+        for the price of one fewer event-store read per invite."""
+        now = time.monotonic()
+        cached = self._workspace_cache.get(slug)
+        if cached is None or now - cached[0] > WORKSPACE_CACHE_SECONDS:
+            cached = (now, self.get_workspace(slug))
+            self._workspace_cache[slug] = cached
+        return cached[1]
+
     # Invitations
 
     def invite(self, slug: str, cmd: InviteCommand, actor: dict[str, Any], method: str = "manual") -> InviteResult:
-        workspace = self.get_workspace(slug)
+        workspace = self._workspace_for_invite(slug)
         workspace.check_can_invite(cmd.role)
         account_id = ids.account_id(slug, cmd.email)
-        if self._exists(account_id):
-            raise DuplicateEmail()
+        # No look-up before saving: the derived account id makes the event store itself
+        # refuse a second account for the email, also between two concurrent requests.
         expires_at = _now() + timedelta(hours=workspace.settings["invite_ttl_hours"])
         invitation = Invitation(
             workspace=slug,
@@ -181,6 +198,3 @@ class PortalAccess(Application):
 
     def get_account(self, account_id: UUID) -> PortalAccount:
         return self.repository.get(account_id)
-
-    def _exists(self, aggregate_id: UUID) -> bool:
-        return bool(self.recorder.select_events(aggregate_id, desc=True, limit=1))

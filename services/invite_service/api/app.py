@@ -7,6 +7,7 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from services.common.database import create_pool, eventsourcing_env
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # Commands wait on the event store in worker threads; while one thread flushes a
+        # group commit the others queue behind it, so allow more than anyio's default 40.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         app.state.settings = settings
         app.state.staff_jwt_secret = settings.staff_jwt_secret.get_secret_value()
         app.state.portal_access = await asyncio.to_thread(

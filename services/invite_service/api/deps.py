@@ -11,15 +11,15 @@ from services.common.settings import ApiSettings
 from services.invite_service.application import PortalAccess
 
 
-def _app(request: Request) -> PortalAccess:
+async def _app(request: Request) -> PortalAccess:
     return request.app.state.portal_access
 
 
-def _pool(request: Request) -> asyncpg.Pool:
+async def _pool(request: Request) -> asyncpg.Pool:
     return request.app.state.read_pool
 
 
-def _settings(request: Request) -> ApiSettings:
+async def _settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
