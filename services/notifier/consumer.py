@@ -93,7 +93,8 @@ class Notifier:
                 else:
                     await entry.record("sent", message_id=message_id)
             outcome = entry.outcome()
-        log.info(
+        log.log(
+            logging.WARNING if outcome.status == "failed" else logging.INFO,
             "delivery event_id=%s account_id=%s channel=%s status=%s attempt=%d repeat=%s latency_ms=%.0f lag_ms=%.0f%s",
             event.event_id, outcome.account_id, channel, outcome.status, outcome.attempt, repeat,
             (time.monotonic() - started) * 1000,
