@@ -17,8 +17,9 @@ import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from contracts import AccessEventV1, DeliveryOutcomeV1
+from contracts import AccessEventV1, DeliveryOutcomeV1, topics
 from projections import deliveries, status_list
+from projections.dead_letters import dead_letter_middleware
 from services.common.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)
@@ -45,18 +46,22 @@ class ProjectorStats:
 
 
 def create_projector(
-    settings: ProjectorSettings, pool: asyncpg.Pool, stats: ProjectorStats | None = None
+    settings: ProjectorSettings,
+    pool: asyncpg.Pool,
+    stats: ProjectorStats | None = None,
+    dlq_topic: str = topics.DLQ,
 ) -> KafkaBroker:
     """The composition root: a broker whose two subscribers write through `pool`."""
     stats = stats if stats is not None else ProjectorStats()
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id="porchlight-projector",
-        consumer_only=True,
+        acks="all",  # for dead letters, the only thing the projector publishes
         # FastStream logs every message at INFO; per-message lines belong at DEBUG here.
         log_level=logging.DEBUG,
         description="Projects access events and delivery outcomes into the staff read models.",
     )
+    broker.add_middleware(dead_letter_middleware(broker, dlq_topic, consumer="projector"))
     subscriber_options = dict(auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR)
     # Each subscriber is its own Kafka consumer. Sharing one group between consumers of
     # different topics makes every join or leave of either one rebalance both (on Tansu,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from contracts import topics
 from projections.main import run
 from services.common.heartbeat import live_processes
 from services.common.kafka import create_producer
@@ -86,3 +88,42 @@ async def test_delivery_outcomes_are_projected(projector, pg_pool, topic_names, 
         "SELECT count(*) FROM account_deliveries WHERE delivery_id = $1", outcome.delivery_id
     )
     assert count == 1
+
+
+async def test_a_malformed_message_is_dead_lettered_and_the_partition_moves_on(
+    projector, pg_pool, topic_names, kafka_bootstrap
+):
+    story = AccountStory(unique(), f"{unique('mo')}@example.com")
+    created = story.created()
+    producer = create_producer(kafka_bootstrap)
+    await producer.start()
+    try:
+        # Same key, so the good event sits behind the bad one on one partition.
+        await producer.send_and_wait(topic_names["access"], b'{"not": "an envelope"}', key=created.key)
+    finally:
+        await producer.stop()
+    await _publish(kafka_bootstrap, topic_names["access"], created)
+
+    async def row():
+        return await pg_pool.fetchrow("SELECT status FROM account_status WHERE account_id = $1", story.account_id)
+
+    assert (await poll_until(row, what="the event behind the malformed one"))["status"] == "pending"
+
+    consumer = AIOKafkaConsumer(
+        topics.DLQ, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", group_id=unique("dlq")
+    )
+    await consumer.start()
+    try:
+        async def dead_letter():
+            batch = await consumer.getmany(timeout_ms=500)
+            for record in (r for records in batch.values() for r in records):
+                headers = {k: v.decode() for k, v in record.headers}
+                if headers.get("dlq-topic") == topic_names["access"]:
+                    return record, headers
+            return None
+
+        record, headers = await poll_until(dead_letter, what="the dead letter")
+    finally:
+        await consumer.stop()
+    assert record.value == b'{"not": "an envelope"}' and record.key == created.key
+    assert headers["dlq-consumer"] == "projector" and "ValidationError" in headers["dlq-reason"]
