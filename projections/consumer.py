@@ -4,7 +4,8 @@ Ack after processing (NACK_ON_ERROR): the offset is committed only once the read
 and its applied-record have committed; a failure seeks back so the message comes again.
 Redelivery is harmless because every `apply` is idempotent. The consumers start from the
 earliest offset: Tansu forgets committed offsets on restart (NOTES.md), and re-reading is
-cheap next to missing what was published before we joined.
+cheap next to missing what was published before we joined. A message that can never
+validate is dead-lettered rather than retried (dead_letters.py).
 """
 
 from __future__ import annotations
