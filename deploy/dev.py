@@ -116,6 +116,12 @@ class DevStack:
             timeout=10,
         ).raise_for_status()
         (self.data_dir / "staff-token").write_text(token + "\n")
+        # For the walk-through: `source .porchlight/dev.env` in another terminal.
+        (self.data_dir / "dev.env").write_text(
+            f"BASE_URL=http://127.0.0.1:{self.port}\n"
+            f"OUTBOX_URL={(self.outbox_url or '').rstrip('/')}\n"
+            f"STAFF_TOKEN={token}\n"
+        )
         return token
 
     def stop(self) -> None:

@@ -12,7 +12,7 @@ instead of being delivered. Interface:
 
 Web pages: `/` (newest first: time, from, to, subject), `/messages/{id}` (the HTML part in a
 sandboxed iframe, the text part and the raw source), `/messages/{id}/html`, `/messages/{id}.eml`
-and `/api/messages` (the list as JSON). Messages survive restarts: they are files in the outbox.
+and `/api/messages` (the list as JSON with each text part; `?to=` filters by recipient). Messages survive restarts: they are files in the outbox.
 """
 
 from __future__ import annotations
@@ -111,7 +111,17 @@ def create_app(outbox: Path) -> Starlette:
         return HTMLResponse(_PAGES.get_template("list.html").render(items=summaries()))
 
     async def api_list(request: Request) -> Response:
-        return JSONResponse({"messages": summaries()})
+        # `?to=` narrows to one recipient; each item carries its text part, so a script can
+        # pick a link out of the newest message without parsing MIME itself.
+        to = request.query_params.get("to", "").lower()
+        items = []
+        for path in sorted(outbox.glob("*.eml"), reverse=True):
+            s = _load(path)
+            item = s.summary()
+            if to and to not in item["to"].lower():
+                continue
+            items.append({**item, "text": s.part("plain")})
+        return JSONResponse({"messages": items})
 
     async def show(request: Request) -> Response:
         s = stored(request)

@@ -41,7 +41,8 @@ async def _brand(access, ws: str) -> dict[str, Any]:
 
 async def _link_invalid(request: Request, access, ws: str) -> Response:
     if _wants_json(request):
-        return problem_response(Problem(410, LinkInvalid.code, "Link invalid", LinkInvalid.detail), request)
+        # No `instance`: the path holds the token, and problem bodies end up in client logs.
+        return problem_response(Problem(410, LinkInvalid.code, "Link invalid", LinkInvalid.detail))
     ctx = {"brand": await _brand(access, ws)}
     return templates.TemplateResponse(request, "link_invalid.html", ctx, status_code=410)
 

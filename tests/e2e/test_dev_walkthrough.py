@@ -1,0 +1,98 @@
+"""`porchlight dev` from nothing, the README walk-through against it, Ctrl-C, and a restart
+that keeps the data."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from deploy import embedded
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+EMBEDDED_DEFAULTS = ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "SMTP_HOST", "SMTP_PORT", "PORCHLIGHT_SECRET_KEY", "STAFF_JWT_SECRET")
+
+
+class DevProcess:
+    """`porchlight dev` as a person starts it, with its output collected for assertions."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in EMBEDDED_DEFAULTS}
+        env["PORCHLIGHT_DATA_DIR"] = str(data_dir)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "deploy.cli", "dev", "--port", str(port)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        )
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if "ready in" in line:
+                self.ready.set()
+        self.ready.set()  # exited: let the waiter look at the output
+
+    def wait_ready(self, timeout: float = 90) -> float:
+        assert self.ready.wait(timeout), "porchlight dev did not become ready:\n" + self.output
+        match = re.search(r"ready in ([\d.]+)s", self.output)
+        assert match, "porchlight dev stopped before it was ready:\n" + self.output
+        return float(match.group(1))
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        return self.proc.wait(60)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def test_dev_runs_the_walkthrough_stops_cleanly_and_keeps_data(tmp_path):
+    data_dir = tmp_path / "data"
+    port = embedded.free_port()
+    dev = DevProcess(data_dir, port)
+    try:
+        seconds = dev.wait_ready()
+        print(f"porchlight dev ready in {seconds:.1f}s")
+        assert f"http://127.0.0.1:{port}" in dev.output and "Staff token" in dev.output
+        walk = subprocess.run(
+            ["bash", str(ROOT / "deploy" / "walkthrough.sh")],
+            env={**os.environ, "PORCHLIGHT_DATA_DIR": str(data_dir)}, capture_output=True, text=True, timeout=60,
+        )
+        assert walk.returncode == 0, walk.stderr
+        out = walk.stdout
+        assert '"status":"pending"' in out and "GET link: 200" in out
+        assert '"status":"active"' in out and "That link is no longer valid." in out
+        email = re.search(r'"email":"([^"]+)"', out.splitlines()[-1]).group(1)
+        outbox = httpx.get(dict(line.split("=", 1) for line in (data_dir / "dev.env").read_text().split())["OUTBOX_URL"] + "/")
+        assert email in outbox.text
+    finally:
+        code = dev.interrupt()
+    assert code == 0, dev.output
+    assert "porchlight dev | stopped" in dev.output
+
+    # Restart on the same data dir: the same secrets, and the account is still there.
+    secrets_before = (data_dir / "secrets.json").read_text()
+    again = DevProcess(data_dir, port)
+    try:
+        again.wait_ready()
+        settings = dict(line.split("=", 1) for line in (data_dir / "dev.env").read_text().split())
+        response = httpx.get(
+            f"{settings['BASE_URL']}/v1/workspaces/demo/accounts",
+            params={"email": email}, headers={"Authorization": f"Bearer {settings['STAFF_TOKEN']}"},
+        )
+        assert response.status_code == 200
+        assert [(i["email"], i["status"]) for i in response.json()["items"]] == [(email, "active")]
+        assert (data_dir / "secrets.json").read_text() == secrets_before  # links sent before still work
+    finally:
+        assert again.interrupt() == 0, again.output
