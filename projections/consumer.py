@@ -5,7 +5,7 @@ and its applied-record have committed; a failure seeks back so the message comes
 Redelivery is harmless because every `apply` is idempotent. The consumers start from the
 earliest offset: Tansu forgets committed offsets on restart (NOTES.md), and re-reading is
 cheap next to missing what was published before we joined. A message that can never
-validate is dead-lettered rather than retried (dead_letters.py).
+validate is dead-lettered rather than retried (services/common/dead_letters.py).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from contracts import AccessEventV1, DeliveryOutcomeV1, topics
+from contracts import AccessEventV1, DeliveryOutcomeV1
 from projections import deliveries, status_list
-from projections.dead_letters import dead_letter_middleware
+from services.common.dead_letters import dead_letter_middleware
 from services.common.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ def create_projector(
     settings: ProjectorSettings,
     pool: asyncpg.Pool,
     stats: ProjectorStats | None = None,
-    dlq_topic: str = topics.DLQ,
 ) -> KafkaBroker:
     """The composition root: a broker whose two subscribers write through `pool`."""
     stats = stats if stats is not None else ProjectorStats()
@@ -62,7 +61,7 @@ def create_projector(
         log_level=logging.DEBUG,
         description="Projects access events and delivery outcomes into the staff read models.",
     )
-    broker.add_middleware(dead_letter_middleware(broker, dlq_topic, consumer="projector"))
+    broker.add_middleware(dead_letter_middleware(broker, settings.dlq_topic, consumer="projector"))
     subscriber_options = dict(auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR)
     # Each subscriber is its own Kafka consumer. Sharing one group between consumers of
     # different topics makes every join or leave of either one rebalance both (on Tansu,

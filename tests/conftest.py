@@ -89,7 +89,7 @@ def smtp_server() -> Iterator[SmtpServer]:
 async def topic_names(kafka_bootstrap: str) -> dict[str, str]:
     """Per-test topics, so a test reads only what it caused."""
     suffix = secrets.token_hex(4)
-    names = {"access": f"test.access.{suffix}", "deliveries": f"test.deliveries.{suffix}"}
+    names = {"access": f"test.access.{suffix}", "deliveries": f"test.deliveries.{suffix}", "dlq": f"test.dlq.{suffix}"}
     await ensure_topics(kafka_bootstrap, list(names.values()))
     return names
 
@@ -104,4 +104,5 @@ def base_env(migrated: str, kafka_bootstrap: str, topic_names: dict[str, str]) -
         "STAFF_JWT_SECRET": STAFF_JWT_SECRET,
         "ACCESS_TOPIC": topic_names["access"],
         "DELIVERIES_TOPIC": topic_names["deliveries"],
+        "DLQ_TOPIC": topic_names["dlq"],
     }

@@ -81,3 +81,21 @@ class SmtpServer:
             return found if len(found) >= count else None
 
         return await poll_until(probe, timeout=timeout, what=f"{count} email(s) to {address}")
+
+
+async def wait_for_dead_letter(bootstrap: str, dlq_topic: str, timeout: float = 20.0):
+    """The first record on a dead-letter topic, with its headers decoded."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(dlq_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=unique("dlq"))
+    await consumer.start()
+    try:
+        async def first():
+            batch = await consumer.getmany(timeout_ms=200)
+            for record in (r for records in batch.values() for r in records):
+                return record, {k: v.decode() for k, v in record.headers}
+            return None
+
+        return await poll_until(first, timeout=timeout, what=f"a record on {dlq_topic}")
+    finally:
+        await consumer.stop()

@@ -36,6 +36,7 @@ class CommonSettings(BaseSettings):
     # Topic names are settings so tests and staging can isolate themselves on a shared broker.
     access_topic: str = topics.ACCESS
     deliveries_topic: str = topics.DELIVERIES
+    dlq_topic: str = topics.DLQ
 
 
 class SecretKeySettings(BaseSettings):
@@ -47,8 +48,9 @@ class ApiSettings(CommonSettings, SecretKeySettings):
     public_base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8000
-    # The API's own write path: how long the group committer waits to gather a batch.
+    # Most commands a group commit puts in one event-store transaction.
     commit_batch_max: int = 200
+    worker_threads: int = Field(100, description="Threads running synchronous commands")
 
 
 class RelaySettings(CommonSettings):

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from faststream import AckPolicy
-from fast_depends.exceptions import ValidationError as ArgumentsInvalid
-from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
-from pydantic import ValidationError
 
 from contracts import DeliveryOutcomeV1
 from services.common.database import create_pool, describe
+from services.common.dead_letters import dead_letter_middleware
 from services.common.heartbeat import run_heartbeat
 from services.common.settings import NotifierSettings
 from services.notifier.consumer import Notifier, on_access_event
@@ -30,37 +27,11 @@ log = logging.getLogger("porchlight.notifier")
 PROCESS = "notifier"
 
 
-class SkipMalformed(BaseMiddleware):
-    """Ack, with an error line, a message that is not an AccessEventV1 at all.
-
-    With NACK_ON_ERROR a message that fails validation would be redelivered forever and
-    block its partition; retrying cannot fix it. (Dead-lettering it is a later change.)
-    """
-
-    async def consume_scope(self, call_next: Any, msg: Any) -> Any:
-        try:
-            return await call_next(msg)
-        except (ValidationError, ArgumentsInvalid) as exc:
-            # Only the handler's own arguments (titled after it) mean "malformed message";
-            # a ValidationError from inside the handler is a bug and must redeliver.
-            original = exc.original_error if isinstance(exc, ArgumentsInvalid) else exc
-            if not isinstance(original, ValidationError) or original.title != on_access_event.__name__:
-                raise
-            raw = getattr(msg, "raw_message", None)
-            log.error(
-                "skipping malformed access message topic=%s partition=%s offset=%s errors=%s",
-                getattr(raw, "topic", "?"), getattr(raw, "partition", "?"), getattr(raw, "offset", "?"),
-                original.errors(include_input=False, include_url=False),
-            )
-            return None
-
-
 def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         acks="all",
         enable_idempotence=False,  # Tansu has no idempotent producer; the ledger dedupes instead
-        middlewares=[SkipMalformed],
         description="Porchlight notifier: sends invitation emails and publishes delivery outcomes",
     )
     outcomes = broker.publisher(
@@ -69,6 +40,8 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
         description="One outcome per (access event, channel); keyed by account id; dedupe on delivery_id",
         schema=DeliveryOutcomeV1,
     )
+    # A message that is not an AccessEventV1 at all can never be sent: park it, don't block.
+    broker.add_middleware(dead_letter_middleware(broker, settings.dlq_topic, consumer=PROCESS))
     notifier = Notifier(settings, SmtpSender(settings), outcomes)
     broker.context.set_global("notifier", notifier)
     broker.subscriber(

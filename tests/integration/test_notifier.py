@@ -27,7 +27,7 @@ from services.common.settings import NotifierSettings
 from services.notifier.ledger import delivery_id_for
 from services.notifier.main import run
 from tests.conftest import SECRET_KEY
-from tests.helpers import poll_until, unique
+from tests.helpers import poll_until, unique, wait_for_dead_letter
 
 LINK = re.compile(r"https?://\S+/claim/[A-Za-z0-9_.-]+")
 
@@ -165,6 +165,9 @@ async def test_invite_is_sent_once_with_branding_and_outcome(
         async with running(settings.model_copy(update={"notifier_group_id": unique("notifier")})):
             await smtp_server.wait_for(third.data["email"])
 
+    record, headers = await wait_for_dead_letter(kafka_bootstrap, topic_names["dlq"])
+    assert (record.key, record.value) == junk
+    assert headers["dlq-consumer"] == "notifier" and headers["dlq-topic"] == access
     assert len(smtp_server.recorder.to(first.data["email"])) == 1
     assert len(smtp_server.recorder.to(second.data["email"])) == 1
     assert len(smtp_server.recorder.received) == 3

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
-from contracts import topics
 from projections.main import run
 from services.common.heartbeat import live_processes
 from services.common.kafka import create_producer
 from services.common.settings import ProjectorSettings
-from tests.helpers import poll_until, unique
+from tests.helpers import poll_until, unique, wait_for_dead_letter
 from tests.integration.envelopes import AccountStory
 
 
@@ -109,21 +107,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_partition_moves_on(
 
     assert (await poll_until(row, what="the event behind the malformed one"))["status"] == "pending"
 
-    consumer = AIOKafkaConsumer(
-        topics.DLQ, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", group_id=unique("dlq")
-    )
-    await consumer.start()
-    try:
-        async def dead_letter():
-            batch = await consumer.getmany(timeout_ms=500)
-            for record in (r for records in batch.values() for r in records):
-                headers = {k: v.decode() for k, v in record.headers}
-                if headers.get("dlq-topic") == topic_names["access"]:
-                    return record, headers
-            return None
-
-        record, headers = await poll_until(dead_letter, what="the dead letter")
-    finally:
-        await consumer.stop()
+    record, headers = await wait_for_dead_letter(kafka_bootstrap, topic_names["dlq"])
+    assert headers["dlq-topic"] == topic_names["access"]
     assert record.value == b'{"not": "an envelope"}' and record.key == created.key
     assert headers["dlq-consumer"] == "projector" and "ValidationError" in headers["dlq-reason"]

@@ -1,4 +1,4 @@
-"""Messages that can never be projected go to the dead-letter topic instead of blocking.
+"""Messages no consumer can ever handle go to the dead-letter topic instead of blocking.
 
 NACK_ON_ERROR retries by seeking back, which is right for a database outage and wrong
 for a message that fails validation: it would fail again forever (measured: ~1,000
@@ -14,14 +14,17 @@ import json
 import logging
 from typing import Any
 
+from fast_depends.exceptions import ValidationError as ArgumentsInvalid
 from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
+
 log = logging.getLogger(__name__)
 
-# Failures that no retry can fix: the bytes are not an envelope we understand.
-UNPROCESSABLE = (ValidationError, json.JSONDecodeError, UnicodeDecodeError)
+# Failures that no retry can fix: the bytes are not a message we understand. FastStream
+# reports a body that fails the handler's model as fast_depends' ValidationError.
+UNPROCESSABLE = (ValidationError, ArgumentsInvalid, json.JSONDecodeError, UnicodeDecodeError)
 
 
 def dead_letter_middleware(broker: KafkaBroker, dlq_topic: str, consumer: str):
