@@ -111,7 +111,7 @@ def migrate() -> None:
     _logging(settings, "migrate")
     from contracts import topics
 
-    wanted = list(dict.fromkeys([*topics.ALL, settings.access_topic, settings.deliveries_topic]))
+    wanted = list(dict.fromkeys([*topics.ALL, settings.access_topic, settings.deliveries_topic, settings.dlq_topic]))
     asyncio.run(run_migrate(settings.database_url, settings.kafka_bootstrap_servers, wanted))
     typer.echo("migrated")
 

@@ -62,7 +62,11 @@ def create_projector(
         description="Projects access events and delivery outcomes into the staff read models.",
     )
     broker.add_middleware(dead_letter_middleware(broker, settings.dlq_topic, consumer="projector"))
-    subscriber_options = dict(auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR)
+    subscriber_options = dict(
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
     # Each subscriber is its own Kafka consumer. Sharing one group between consumers of
     # different topics makes every join or leave of either one rebalance both (on Tansu,
     # which holds each first JoinGroup ~5 s, start took 14 s instead of 10 s), so

@@ -37,6 +37,9 @@ class CommonSettings(BaseSettings):
     access_topic: str = topics.ACCESS
     deliveries_topic: str = topics.DELIVERIES
     dlq_topic: str = topics.DLQ
+    # How long a consumer's fetch may wait on the broker for data. aiokafka's 500 ms default
+    # showed up whole in invite-to-email latency on Tansu (bench/email_latency.py).
+    kafka_fetch_max_wait_ms: int = Field(50, ge=1, le=5000)
 
 
 class SecretKeySettings(BaseSettings):
@@ -70,6 +73,7 @@ class NotifierSettings(CommonSettings, SecretKeySettings):
     mail_from: str = "portal@porchlight.localhost"
     email_provider: str = "smtp"
     notifier_group_id: str = "porchlight-notifier"
+    notifier_workers: int = Field(3, ge=1, le=64, description="Consumers in this process; useful up to the partition count")
 
 
 class ProjectorSettings(CommonSettings):

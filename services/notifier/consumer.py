@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 import asyncpg
 from faststream import Context
-from pydantic import ValidationError
 
 from contracts import AccessEventV1, DeliveryOutcomeV1
 from contracts.access import INVITE_SENT
@@ -45,12 +44,9 @@ class Notifier:
         self.pool: asyncpg.Pool | None = None  # attached by main.run once connected
 
     async def deliver_invite(self, event: AccessEventV1) -> None:
-        try:
-            invite = InviteSent.model_validate(event.data)
-        except ValidationError as exc:
-            # Redelivery cannot repair a malformed event; say so loudly and move on (DLQ: later).
-            log.error("unusable InviteSent event_id=%s errors=%s", event.event_id, exc.errors(include_input=False))
-            return
+        # A ValidationError here cannot be repaired by redelivery: the dead-letter
+        # middleware parks the message on the DLQ with the reason, and the partition moves on.
+        invite = InviteSent.model_validate(event.data)
         failed: list[DeliveryOutcomeV1] = []
         for channel in dict.fromkeys(invite.channels):
             outcome = await self._deliver(event, invite, channel)

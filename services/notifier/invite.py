@@ -53,7 +53,7 @@ class InviteSent(BaseModel):
     workspace: str
     account_id: UUID
     email: str
-    name: str = ""
+    name: str | None = None  # staff may invite by email alone
     nonce: str
     expires_at: datetime
     channels: list[str] = ["email"]

@@ -50,6 +50,10 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
         # Tansu forgets committed offsets on restart; start from the beginning and let the
         # ledger skip what was sent already, rather than miss what arrived while we were down.
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        # One Kafka consumer per worker in the group, so partitions are sent in parallel while
+        # each partition (so each account) stays in order.
+        max_workers=settings.notifier_workers,
         # Commit the offset only after the handler finished; on an error seek back so the
         # event comes again (never ACK_FIRST, which commits before the email is sent).
         ack_policy=AckPolicy.NACK_ON_ERROR,

@@ -48,7 +48,7 @@ def render_invite(invite: InviteSent, link: str) -> RenderedEmail:
     env = _environment()
     context = {
         "sender": invite.sender,
-        "name": invite.name.strip(),
+        "name": (invite.name or "").strip(),
         "link": link,
         "expires": format_expiry(invite.expires_at),
     }

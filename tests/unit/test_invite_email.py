@@ -85,3 +85,10 @@ def test_message_is_multipart_from_the_sender_with_a_stable_id():
     assert message["Message-ID"] == f"<{delivery_id}@pl.test>"
     assert LINK in message.get_body(("plain",)).get_content()
     assert LINK in message.get_body(("html",)).get_content()
+
+
+def test_an_invite_by_email_alone_greets_without_a_name():
+    # Staff may invite with just an email; the relay then sends `"name": null`.
+    data = invite().model_dump(mode="json") | {"name": None}
+    rendered = render_invite(InviteSent.model_validate(data), LINK)
+    assert "Welcome!" in rendered.text and "None" not in rendered.text and "None" not in rendered.html
