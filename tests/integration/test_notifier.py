@@ -209,3 +209,21 @@ async def _async(value):
 
 
 pytestmark = pytest.mark.timeout(90)
+
+
+async def test_invite_without_name_is_sent_and_broken_invite_is_dead_lettered(
+    base_env, smtp_server, kafka_bootstrap, topic_names
+):
+    ws = unique("ws")
+    nameless = invite_sent(ws, f"{unique('nn')}@example.com")
+    nameless = nameless.model_copy(update={"data": {**nameless.data, "name": None}})
+    broken = invite_sent(ws, f"{unique('br')}@example.com")
+    broken = broken.model_copy(update={"data": {k: v for k, v in broken.data.items() if k != "nonce"}})
+    async with running(notifier_settings(base_env, smtp_server.port)):
+        await publish(kafka_bootstrap, topic_names["access"], broken, nameless)
+        [mail] = await smtp_server.wait_for(nameless.data["email"])
+    assert "Welcome!" in mail.part("plain")
+    record, headers = await wait_for_dead_letter(kafka_bootstrap, topic_names["dlq"])
+    assert record.value == broken.model_dump_json().encode()
+    assert headers["dlq-consumer"] == "notifier" and "nonce" in headers["dlq-reason"]
+    assert not smtp_server.recorder.to(broken.data["email"])
