@@ -117,6 +117,15 @@ def migrate() -> None:
 
 
 @app.command()
+def docs(out: Annotated[Path, typer.Option(help="Where to write the documents")] = Path("docs")) -> None:
+    """Write the OpenAPI, AsyncAPI and JSON Schema documents generated from the code."""
+    from deploy.docs import write_all
+
+    for path in write_all(out):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
 def dev(
     port: Annotated[int, typer.Option(help="API port")] = 8000,
     data_dir: Annotated[Path, typer.Option(envvar="PORCHLIGHT_DATA_DIR", help="Embedded data")] = Path(".porchlight"),

@@ -1,0 +1,83 @@
+"""The documents host apps and upstream teams code against, generated from the code.
+
+    porchlight docs [--out docs]
+
+writes `openapi.json` (the HTTP API), `asyncapi.json` (every topic Porchlight publishes
+or consumes, from the FastStream handlers and the relay's declared publisher) and
+`schemas/*.json` (JSON Schema of each `contracts` model). A unit test regenerates them
+and fails when the committed copies have drifted from the code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from contracts import AccessEventV1, DeliveryOutcomeV1
+
+# Only for building documents: nothing connects, and these values are never used as secrets.
+_DOC_ENV = {
+    "database_url": "postgresql://docs@localhost/docs",
+    "kafka_bootstrap_servers": "localhost:9092",
+    "porchlight_secret_key": "d" * 32,
+    "staff_jwt_secret": "d" * 32,
+}
+
+
+def _settings(cls):
+    return cls(**{k: v for k, v in _DOC_ENV.items() if k in cls.model_fields})
+
+
+def openapi() -> dict[str, Any]:
+    from services.common.settings import ApiSettings
+    from services.invite_service.api.app import create_app
+
+    return create_app(_settings(ApiSettings)).openapi()
+
+
+def asyncapi() -> dict[str, Any]:
+    from faststream.kafka import KafkaBroker
+    from faststream.specification import AsyncAPI
+
+    from projections.consumer import create_projector
+    from services.common.settings import NotifierSettings, ProjectorSettings, RelaySettings
+    from services.notifier.main import create_notifier
+
+    relay_settings = _settings(RelaySettings)
+    relay = KafkaBroker(relay_settings.kafka_bootstrap_servers, description="The relay (services/invite_service/relay.py)")
+    relay.publisher(
+        relay_settings.access_topic,
+        title="relay-access-events",
+        description="Every domain event of the write side, in notification-log order per account; key: account id",
+        schema=AccessEventV1,
+    )
+    notifier, _ = create_notifier(_settings(NotifierSettings))
+    projector = create_projector(_settings(ProjectorSettings), pool=None)
+    spec = AsyncAPI(relay, notifier, projector, title="Porchlight", version="0.1.0",
+                    description="Topics of the Porchlight invitation and access service")
+    return spec.to_specification().to_jsonable()
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    return {
+        "access-event-v1.json": AccessEventV1.model_json_schema(),
+        "delivery-outcome-v1.json": DeliveryOutcomeV1.model_json_schema(),
+    }
+
+
+def render_all() -> dict[str, str]:
+    """Relative path → file content, for writing or for comparing with the committed copies."""
+    files = {"openapi.json": openapi(), "asyncapi.json": asyncapi()}
+    files.update({f"schemas/{name}": schema for name, schema in json_schemas().items()})
+    return {path: json.dumps(doc, indent=2, sort_keys=True) + "\n" for path, doc in files.items()}
+
+
+def write_all(out: Path) -> list[Path]:
+    written = []
+    for rel, content in render_all().items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+        written.append(path)
+    return written
