@@ -30,8 +30,11 @@ def _settings(cls):
 
 def _logging(settings, process: str) -> None:
     from services.common.logging import configure_logging
+    from services.common.metrics import serve_if_configured
 
     configure_logging(settings.log_level, settings.log_format, process)
+    if process != "api":  # the API serves /metrics itself
+        serve_if_configured(settings.metrics_port)
 
 
 def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:

@@ -21,6 +21,7 @@ from faststream.kafka import KafkaBroker
 from contracts import AccessEventV1, DeliveryOutcomeV1
 from projections import deliveries, status_list
 from services.common.dead_letters import dead_letter_middleware
+from services.common.metrics import PROJECTED
 from services.common.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def create_projector(
             await asyncio.sleep(RETRY_DELAY_SECONDS)
             raise
         stats.count(applied)
+        PROJECTED.labels("applied" if applied else "duplicate").inc()
         log.debug("%s %s %s", "applied" if applied else "already applied", what, ident)
 
     @broker.subscriber(

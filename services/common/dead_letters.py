@@ -19,7 +19,6 @@ from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-
 log = logging.getLogger(__name__)
 
 # Failures that no retry can fix: the bytes are not a message we understand. FastStream

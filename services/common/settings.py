@@ -33,6 +33,7 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(description="Kafka (or Kafka-protocol) brokers, comma separated")
     log_level: str = "INFO"
     log_format: str = Field("console", description="`console` for people, `json` for log shippers")
+    metrics_port: int | None = Field(None, description="Serve Prometheus metrics on 127.0.0.1:PORT (background processes)")
     # Topic names are settings so tests and staging can isolate themselves on a shared broker.
     access_topic: str = topics.ACCESS
     deliveries_topic: str = topics.DELIVERIES

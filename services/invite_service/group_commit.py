@@ -17,6 +17,8 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Recording
 
+from services.common.metrics import COMMIT_BATCH
+
 SaveEvents = Callable[[Sequence[Any]], list[Recording]]
 
 
@@ -58,6 +60,7 @@ class GroupCommitter:
     def _flush(self, batch: list[_Pending]) -> None:
         try:
             recordings = self._save_events([e for item in batch for e in item.events])
+            COMMIT_BATCH.observe(len(batch))
         except IntegrityError:
             if len(batch) == 1:
                 batch[0].done.set_exception(IntegrityError())

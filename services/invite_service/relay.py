@@ -19,6 +19,7 @@ import asyncpg
 from eventsourcing.persistence import Notification
 
 from services.common.kafka import create_producer
+from services.common.metrics import RELAY_POSITION, RELAY_PUBLISHED
 from services.invite_service.application import PortalAccess
 from services.invite_service.envelopes import Origins, to_envelope
 
@@ -109,6 +110,8 @@ class Relay:
         await save_position(self._pool, self._name, position)
         self.stats.published += len(batch)
         self.stats.position = position
+        RELAY_PUBLISHED.inc(len(batch))
+        RELAY_POSITION.set(position)
         log.info(
             "relay published %d events up to position %d in %.1f ms",
             len(batch),

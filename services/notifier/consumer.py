@@ -19,6 +19,7 @@ from faststream import Context
 
 from contracts import AccessEventV1, DeliveryOutcomeV1
 from contracts.access import INVITE_SENT
+from services.common.metrics import DELIVERIES
 from services.common.settings import NotifierSettings
 from services.notifier import ledger
 from services.notifier.invite import InviteSent, claim_link
@@ -89,6 +90,8 @@ class Notifier:
                 else:
                     await entry.record("sent", message_id=message_id)
             outcome = entry.outcome()
+        if not repeat:
+            DELIVERIES.labels(channel, outcome.status).inc()
         log.log(
             logging.WARNING if outcome.status == "failed" else logging.INFO,
             "delivery event_id=%s account_id=%s channel=%s status=%s attempt=%d repeat=%s latency_ms=%.0f lag_ms=%.0f%s",

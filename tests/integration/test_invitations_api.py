@@ -117,3 +117,18 @@ async def test_staff_auth_and_tenancy(api, staff_token, pro_workspace):
     for role in ("agent", "viewer"):
         denied = await api.post(url, headers=auth(staff_token(pro_workspace, role=role)), json={"email": "a@example.com"})
         assert denied.status_code == 403 and denied.json()["code"] == "forbidden_role"
+
+
+async def test_metrics_count_invites_by_outcome(api, staff_token, pro_workspace):
+    def created() -> float:
+        from prometheus_client import REGISTRY
+
+        return REGISTRY.get_sample_value("porchlight_invites_total", {"outcome": "created"}) or 0.0
+
+    before = created()
+    url, headers = f"/v1/workspaces/{pro_workspace}/invitations", auth(staff_token(pro_workspace))
+    assert (await api.post(url, headers=headers, json={"email": "m@example.com"})).status_code == 201
+    assert (await api.post(url, headers=headers, json={"email": "m@example.com"})).status_code == 409
+    assert created() == before + 1
+    metrics = await api.get("/metrics")
+    assert metrics.status_code == 200 and 'porchlight_invites_total{outcome="duplicate_email"}' in metrics.text

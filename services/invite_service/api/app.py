@@ -9,6 +9,9 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
 
 from services.common.database import create_pool, eventsourcing_env
 from services.common.settings import ApiSettings
@@ -50,8 +53,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_error_handlers(app)
     for module in (health, workspaces, invitations, portal):
         app.include_router(module.router)
+    app.add_route("/metrics", _metrics, include_in_schema=False)
     _include_read_side(app)
     return app
+
+
+async def _metrics(request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _include_read_side(app: FastAPI) -> None:

@@ -6,10 +6,12 @@ import logging
 
 from fastapi import APIRouter, Path, status
 
+from services.common.metrics import INVITES
 from services.common.staff_auth import StaffWriter
 from services.invite_service.api.deps import Access
 from services.invite_service.api.schemas import InvitationIn, InvitationOut
 from services.invite_service.application import InviteCommand
+from services.invite_service.domain.errors import DomainError
 
 router = APIRouter(prefix="/v1/workspaces/{ws}/invitations", tags=["invitations"])
 log = logging.getLogger(__name__)
@@ -28,7 +30,12 @@ def invite(body: InvitationIn, staff: StaffWriter, access: Access, ws: str = Pat
         resources=tuple(r.model_dump() for r in body.resources),
         channels=tuple(body.channels or ("email",)),
     )
-    result = access.invite(ws, command, staff.actor)
+    try:
+        result = access.invite(ws, command, staff.actor)
+    except DomainError as exc:
+        INVITES.labels(exc.code).inc()
+        raise
+    INVITES.labels("created").inc()
     log.info("invited account %s (invitation %s) in %s by %s", result.account_id, result.invitation_id, ws, staff.sub)
     return InvitationOut(
         account_id=result.account_id,

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from services.common.metrics import CLAIMS
 from services.common.problems import Problem, problem_response
 from services.invite_service import sessions
 from services.invite_service.api.deps import Access, Pool
@@ -70,7 +71,9 @@ async def claim(request: Request, access: Access, pool: Pool, ws: str = Path(), 
     try:
         result = await run_in_threadpool(access.claim, ws, token)
     except LinkInvalid:
+        CLAIMS.labels("link_invalid").inc()
         return await _link_invalid(request, access, ws)
+    CLAIMS.labels("claimed").inc()
     cookie = await sessions.start(pool, ws, result.account_id, result.access_epoch, method="claim")
     log.info("account %s claimed its invitation in %s", result.account_id, ws)
     body: Response
