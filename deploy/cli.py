@@ -72,14 +72,18 @@ def api(
 
 
 @app.command()
-def relay() -> None:
+def relay(
+    from_beginning: Annotated[
+        bool, typer.Option(help="Re-publish the whole log (after the broker lost its topics); consumers dedupe")
+    ] = False,
+) -> None:
     """Publish the event store's notification log to Kafka."""
     from services.common.settings import RelaySettings
     from services.invite_service.relay import run
 
     settings = _settings(RelaySettings)
     _logging(settings, "relay")
-    _run_until_signal(lambda: run(settings))
+    _run_until_signal(lambda: run(settings, from_beginning))
 
 
 @app.command()

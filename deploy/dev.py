@@ -80,9 +80,13 @@ class DevStack:
 
     def start_services(self) -> None:
         for name in SERVICES:
-            self.children[name] = subprocess.Popen(
-                [sys.executable, "-m", "deploy.cli", name], env=self.env, start_new_session=True
-            )
+            args = [sys.executable, "-m", "deploy.cli", name]
+            if name == "relay" and self._tansu is not None:
+                # The embedded broker keeps nothing across restarts, so what the relay sent
+                # last time may never have reached the notifier or projector. Re-publish the
+                # log; their ledgers skip what they already handled.
+                args.append("--from-beginning")
+            self.children[name] = subprocess.Popen(args, env=self.env, start_new_session=True)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

@@ -99,3 +99,14 @@ async def wait_for_dead_letter(bootstrap: str, dlq_topic: str, timeout: float = 
         return await poll_until(first, timeout=timeout, what=f"a record on {dlq_topic}")
     finally:
         await consumer.stop()
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    """The synchronous `poll_until`, for tests that drive processes rather than coroutines."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

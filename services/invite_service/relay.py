@@ -127,13 +127,20 @@ class Relay:
         return out
 
 
-async def run(settings) -> None:
-    """Composition root of `porchlight relay`: runs until cancelled."""
+async def run(settings, from_beginning: bool = False) -> None:
+    """Composition root of `porchlight relay`: runs until cancelled.
+
+    `from_beginning` re-publishes the whole log, for a broker that lost its topics (the
+    embedded memory broker after a restart): consumers skip what they already handled.
+    """
     from services.common.database import create_pool, eventsourcing_env
     from services.common.heartbeat import run_heartbeat
 
     app = await asyncio.to_thread(PortalAccess, eventsourcing_env(settings.database_url))
     pool = await create_pool(settings.database_url, max_size=3)
+    if from_beginning:
+        await pool.execute("DELETE FROM relay_positions WHERE relay = $1", settings.relay_name)
+        log.info("relay %s will re-publish the notification log from the start", settings.relay_name)
     relay = Relay(app, pool, settings.kafka_bootstrap_servers, settings.access_topic, settings.relay_name, settings.relay_batch_max)
     heartbeat = asyncio.create_task(run_heartbeat(pool, "relay"))
     try:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from deploy import embedded
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,5 +95,10 @@ def test_dev_runs_the_walkthrough_stops_cleanly_and_keeps_data(tmp_path):
         assert response.status_code == 200
         assert [(i["email"], i["status"]) for i in response.json()["items"]] == [(email, "active")]
         assert (data_dir / "secrets.json").read_text() == secrets_before  # links sent before still work
+        # The memory broker came back empty, so the relay re-published the log from the start;
+        # the notifier saw the old invitation again and, by its ledger, sent nothing.
+        wait_until(lambda: "repeat=True" in again.output, timeout=30, what="the notifier to skip the re-published invite")
+        outbox = httpx.get(settings["OUTBOX_URL"] + "/api/messages", params={"to": email}).json()["messages"]
+        assert len(outbox) == 1
     finally:
         assert again.interrupt() == 0, again.output
