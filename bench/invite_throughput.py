@@ -89,7 +89,7 @@ async def http_invites(url: str, concurrency: int, seconds: float) -> tuple[floa
     secret, jwt_secret = "b" * 40, "j" * 40
     env = {**os.environ, "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "PORT": str(port),
            "PORCHLIGHT_SECRET_KEY": secret, "STAFF_JWT_SECRET": jwt_secret, "LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "api"], env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "api", "--workers", os.environ.get("BENCH_API_WORKERS", "1")], env=env)
     try:
         embedded.wait_for_port(port, timeout=30, proc=proc)
         ws = f"bench-{secrets.token_hex(4)}"

@@ -7,6 +7,7 @@ configured by the environment variables of API.md; `dev` runs them all on one ma
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -57,18 +58,26 @@ def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address (default HOST or 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default PORT or 8000)")] = None,
+    workers: Annotated[int, typer.Option(help="Processes; each has its own pools and group committer")] = 1,
 ) -> None:
     """Serve the staff, portal and query HTTP API."""
     import uvicorn
 
     from services.common.settings import ApiSettings
-    from services.invite_service.api.app import create_app
 
     settings = _settings(ApiSettings)
     settings.host = host or settings.host
     settings.port = port or settings.port
     _logging(settings, "api")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    if workers > 1:
+        # Worker processes build their own app from the environment (uvicorn imports the factory).
+        os.environ.update(HOST=settings.host, PORT=str(settings.port))
+        uvicorn.run("services.invite_service.api.app:create_app_from_env", factory=True, workers=workers,
+                    host=settings.host, port=settings.port, log_config=None, access_log=False)
+    else:
+        from services.invite_service.api.app import create_app
+
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
 @app.command()

@@ -58,6 +58,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
     return app
 
 
+def create_app_from_env() -> FastAPI:
+    """For `porchlight api --workers N`: each worker process reads the same environment."""
+    from services.common.logging import configure_logging
+
+    settings = ApiSettings()
+    configure_logging(settings.log_level, settings.log_format, "api")
+    return create_app(settings)
+
+
 async def _metrics(request: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
