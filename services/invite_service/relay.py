@@ -1,17 +1,22 @@
 """The relay: follows the event store's notification log and publishes it to Kafka.
 
-The event store is the outbox. The library's subscription (LISTEN/NOTIFY, then a select
-of what is new) runs in a thread and feeds an asyncio queue; the relay takes whatever has
-accumulated, publishes it keyed by account id, waits for the broker to acknowledge every
-message, and only then stores the new position. A crash re-publishes from the last
-stored position: duplicates, never gaps (consumers dedupe on `event_id`).
+The event store is the outbox. The relay LISTENs on the channel the library NOTIFYs in
+every insert transaction and reads what is new with the library's `select_notifications`,
+a page at a time; it publishes each page keyed by account id, waits for the broker to
+acknowledge every message, and only then stores the new position. A crash re-publishes
+from the last stored position: duplicates, never gaps (consumers dedupe on `event_id`).
+The library's table lock makes ids commit in order, so reading "after my position"
+never passes over an event that commits later.
+
+(The library's own `subscribe()` wraps the same LISTEN and select in two threads and
+yields one notification at a time; reading pages directly keeps the relay one coroutine,
+with nothing to hand across threads.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
@@ -24,6 +29,10 @@ from services.invite_service.application import PortalAccess
 from services.invite_service.envelopes import Origins, to_envelope
 
 log = logging.getLogger(__name__)
+
+# Re-read the log this often even without a NOTIFY: a guard against a lost LISTEN
+# connection, not the way events are found.
+SAFETY_POLL_SECONDS = 10.0
 
 
 @dataclass
@@ -67,36 +76,37 @@ class Relay:
         position = await load_position(self._pool, self._name)
         self.stats.position = position
         log.info("relay %s starting after position %s, publishing to %s", self._name, position, self._topic)
-        queue: asyncio.Queue[Notification] = asyncio.Queue(maxsize=self._batch_max * 4)
-        stop = threading.Event()
-        loop = asyncio.get_running_loop()
-        follower = threading.Thread(target=self._follow, args=(position, queue, loop, stop), name="relay-follow", daemon=True)
+        recorder = self._app.recorder
+        # LISTEN on the channel the library NOTIFYs in every insert transaction. The event is
+        # cleared before each read, so a NOTIFY that lands while we read is never lost.
+        woken = asyncio.Event()
+
+        def on_notify(*_) -> None:
+            woken.set()
+
+        listener = await self._pool.acquire()
+        await listener.add_listener(recorder.channel_name, on_notify)
         producer = create_producer(self._bootstrap_servers)
         await producer.start()
-        follower.start()
         try:
             while True:
-                batch = [await queue.get()]
-                while len(batch) < self._batch_max and not queue.empty():
-                    batch.append(queue.get_nowait())
-                await self._publish(producer, batch)
-        finally:
-            stop.set()
-            await producer.stop()
-
-    def _follow(self, after: int, queue: asyncio.Queue, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
-        """Thread: blocks on the library's LISTEN/NOTIFY subscription, hands notifications to the loop."""
-        subscription = self._app.recorder.subscribe(gt=after)
-        with subscription:
-            # The subscription blocks in next(); a watcher stops it when the relay stops.
-            threading.Thread(target=lambda: (stop.wait(), subscription.stop()), daemon=True).start()
-            for notification in subscription:
-                if stop.is_set() or loop.is_closed():
-                    return
+                woken.clear()
+                # Pages of the log, straight from the library's recorder: reading in pages and
+                # publishing in pages is what lets the relay keep up with group-committed writes.
+                page = await asyncio.to_thread(recorder.select_notifications, position + 1, self._batch_max)
+                if page:
+                    await self._publish(producer, page)
+                    position = page[-1].id
+                    continue
                 try:
-                    asyncio.run_coroutine_threadsafe(queue.put(notification), loop).result()
-                except (RuntimeError, asyncio.CancelledError):
-                    return  # the loop is shutting down
+                    await asyncio.wait_for(woken.wait(), timeout=SAFETY_POLL_SECONDS)
+                except TimeoutError:
+                    pass  # only a safety net should a NOTIFY ever go missing
+        finally:
+            await producer.stop()
+            if not listener.is_closed():
+                await listener.remove_listener(recorder.channel_name, on_notify)
+            await self._pool.release(listener)
 
     async def _publish(self, producer, batch: list[Notification]) -> None:
         started = time.perf_counter()
