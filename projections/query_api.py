@@ -30,7 +30,7 @@ router = APIRouter(
 )
 
 
-def read_pool(request: Request) -> asyncpg.Pool:
+async def read_pool(request: Request) -> asyncpg.Pool:  # async: no thread hop per request
     return request.app.state.read_pool
 
 
