@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 
 from services.invite_service import application
@@ -101,3 +102,21 @@ async def test_sign_out_ends_the_session(api, invited):
     cookie = (await api.post(path, headers=JSON)).cookies["porchlight_session"]
     assert (await api.post(f"/portal/{ws}/sign-out", headers={**JSON, **cookie_header(cookie)})).status_code == 204
     assert (await api.get(f"/portal/{ws}/session", headers=cookie_header(cookie))).status_code == 401
+
+
+async def test_an_unexpected_error_is_a_500_problem_and_its_log_line_has_no_token(api, invited, monkeypatch, caplog):
+    ws, _, path = invited
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("database exploded")
+
+    monkeypatch.setattr(api.app.state.portal_access, "claim", broken)
+    # As a server would: the app's answer, not the exception Starlette re-raises to its host.
+    transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.post(path, headers=JSON)
+    assert response.status_code == 500 and response.json()["code"] == "internal_error"
+    assert "database exploded" not in response.text
+    token = path.rsplit("/", 1)[1]
+    assert "unhandled error on POST /portal/{ws}/claim/{token}" in caplog.text
+    assert token not in caplog.text

@@ -68,7 +68,9 @@ async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JS
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # The route's template, not the URL: a portal URL carries a token, which must never be logged.
+    route = request.scope.get("route")
+    log.exception("unhandled error on %s %s", request.method, getattr(route, "path", "(no route)"))
     return problem_response(Problem(500, "internal_error", "Internal error", "Something went wrong on our side."), request)
 
 
