@@ -84,12 +84,30 @@ class Relay:
         def on_notify(*_) -> None:
             woken.set()
 
-        listener = await self._pool.acquire()
-        await listener.add_listener(recorder.channel_name, on_notify)
+        lost = asyncio.Event()  # the LISTEN connection died (PostgreSQL restarted, or it was killed)
+
+        async def listen() -> asyncpg.Connection:
+            conn = await self._pool.acquire()
+            await conn.add_listener(recorder.channel_name, on_notify)
+            lost.clear()
+
+            def on_terminated(_conn) -> None:
+                # asyncpg hands a dead connection back to the pool itself; wake the loop,
+                # which listens again on a fresh one and re-reads the log in case it missed a NOTIFY.
+                lost.set()
+                woken.set()
+
+            conn.add_termination_listener(on_terminated)
+            return conn
+
+        listener = await listen()
         producer = create_producer(self._bootstrap_servers)
         await producer.start()
         try:
             while True:
+                if lost.is_set():
+                    log.warning("relay %s lost its LISTEN connection; listening again", self._name)
+                    listener = await listen()
                 woken.clear()
                 # Pages of the log, straight from the library's recorder: reading in pages and
                 # publishing in pages is what lets the relay keep up with group-committed writes.
@@ -104,9 +122,9 @@ class Relay:
                     pass  # only a safety net should a NOTIFY ever go missing
         finally:
             await producer.stop()
-            if not listener.is_closed():
+            if not lost.is_set():
                 await listener.remove_listener(recorder.channel_name, on_notify)
-            await self._pool.release(listener)
+                await self._pool.release(listener)
 
     async def _publish(self, producer, batch: list[Notification]) -> None:
         started = time.perf_counter()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
@@ -152,3 +153,43 @@ def _stored_events_of(access: PortalAccess, ws: str):
             return records
         records += [n for n in page if ws.encode() in n.state]
         start = page[-1].id + 1
+
+
+async def test_relay_listens_again_after_its_connection_is_killed(access, migrated, pg_pool, kafka_bootstrap, topic_names, monkeypatch):
+    from services.invite_service import relay as relay_module
+
+    # No safety re-reads during the test: after the kill only a NOTIFY can wake the relay in time.
+    monkeypatch.setattr(relay_module, "SAFETY_POLL_SECONDS", 600)
+    relay_name = unique("relay")
+    await save_position(pg_pool, relay_name, access.recorder.max_notification_id() or 0)
+    # Named connections, so the test finds this relay's LISTEN among every other test's.
+    pool = await asyncpg.create_pool(migrated, min_size=1, max_size=3, server_settings={"application_name": relay_name})
+    task = asyncio.create_task(Relay(access, pool, kafka_bootstrap, topic_names["access"], relay_name).run())
+
+    async def listeners() -> set[int]:
+        rows = await pg_pool.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN %'", relay_name
+        )
+        return {r["pid"] for r in rows}
+
+    try:
+        ws = pro_workspace(access)
+        await poll_until(lambda: _published_through(pg_pool, relay_name, access), what="the first events published")
+        before = await poll_until(listeners, what="the relay's LISTEN connection")
+        await pg_pool.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(before))
+
+        async def listening_again() -> set[int]:
+            return (await listeners()) - before
+
+        await poll_until(listening_again, what="a new LISTEN connection")
+        assert not task.done(), task.exception()
+        access.invite(ws, InviteCommand(email="after-kill@example.com", name=None, role="customer"), STAFF)
+        await poll_until(lambda: _published_through(pg_pool, relay_name, access), timeout=10, what="events after the kill")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pool.close()
+
+
+async def _published_through(pg_pool, relay_name, access) -> bool:
+    return await load_position(pg_pool, relay_name) >= (access.recorder.max_notification_id() or 0)
