@@ -9,12 +9,14 @@ token never reveals which other workspaces there are.
 
 from __future__ import annotations
 
+import time
+from functools import lru_cache
 from typing import Annotated, Literal
 
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from services.common.problems import Problem, not_found
 
@@ -26,6 +28,8 @@ _bearer = HTTPBearer(auto_error=False, description="Staff JWT (HS256), claims su
 
 
 class StaffClaims(BaseModel):
+    model_config = ConfigDict(frozen=True)  # cached per token and shared between requests
+
     sub: str
     ws: str
     role: StaffRole
@@ -45,6 +49,17 @@ def unauthorized(detail: str) -> Problem:
 
 
 def decode_staff_token(token: str, secret: str) -> StaffClaims:
+    claims = _verified_claims(token, secret)
+    if claims.exp <= time.time():  # checked on every use: a cached token still expires on time
+        raise unauthorized("The staff token has expired.")
+    return claims
+
+
+@lru_cache(maxsize=4096)
+def _verified_claims(token: str, secret: str) -> StaffClaims:
+    """Signature and claims checked once per token: a host app sends the same token with
+    every request, and checking it was a tenth of an invite's CPU. Failures raise, and
+    lru_cache keeps no failures, so a bad token is checked (and refused) every time."""
     try:
         payload = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["sub", "ws", "role", "exp"]})
         return StaffClaims.model_validate(payload)
@@ -85,6 +100,4 @@ StaffAdmin = Annotated[StaffClaims, Depends(staff_settings_admin)]
 
 def make_staff_token(secret: str, *, sub: str, ws: str, role: str, ttl_seconds: int = 3600) -> str:
     """For the dev launcher's demo token and for tests; host apps sign their own."""
-    import time
-
     return jwt.encode({"sub": sub, "ws": ws, "role": role, "exp": int(time.time()) + ttl_seconds}, secret, algorithm="HS256")

@@ -7,6 +7,7 @@ read side to catch up with their own write.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from services.invite_service.domain.errors import DuplicateEmail, LinkInvalid, W
 from services.invite_service.domain.invitation import Invitation
 from services.invite_service.domain.portal_account import PortalAccount
 from services.invite_service.domain.workspace import Workspace
-from services.invite_service.group_commit import GroupCommitter
+from services.invite_service.group_commit import AsyncGroupCommitter, GroupCommitter
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class PortalAccess(Application):
         # None for processes that only read the log (the relay): they can never mint or check a link.
         self._secret_key = secret_key
         self._committer = GroupCommitter(self._save_events, max_batch=commit_batch_max)
+        self._async_committer = AsyncGroupCommitter(self._save_events, max_batch=commit_batch_max)
         self._workspace_cache: dict[str, tuple[float, Workspace]] = {}
 
     def _save_events(self, events):
@@ -113,29 +115,52 @@ class PortalAccess(Application):
         """The workspace, re-read at most once a second: every invite checks its gate, and
         a settings change reaching other API replicas a second later is an acceptable lag
         for the price of one fewer event-store read per invite."""
-        now = time.monotonic()
+        workspace = self._cached_workspace(slug)
+        if workspace is None:
+            workspace = self.get_workspace(slug)
+            self._workspace_cache[slug] = (time.monotonic(), workspace)
+        return workspace
+
+    def _cached_workspace(self, slug: str) -> Workspace | None:
         cached = self._workspace_cache.get(slug)
-        if cached is None or now - cached[0] > WORKSPACE_CACHE_SECONDS:
-            cached = (now, self.get_workspace(slug))
-            self._workspace_cache[slug] = cached
+        if cached is None or time.monotonic() - cached[0] > WORKSPACE_CACHE_SECONDS:
+            return None
         return cached[1]
 
     # Invitations
 
     def invite(self, slug: str, cmd: InviteCommand, actor: dict[str, Any], method: str = "manual") -> InviteResult:
-        workspace = self._workspace_for_invite(slug)
+        account, invitation = self._new_invite(self._workspace_for_invite(slug), slug, cmd, actor, method)
+        try:
+            position = self._commit(account, invitation)
+        except IntegrityError:  # lost a race with another invite of the same email
+            raise DuplicateEmail() from None
+        return InviteResult(account.id, invitation.id, invitation.expires_at, position)
+
+    async def invite_async(self, slug: str, cmd: InviteCommand, actor: dict[str, Any], method: str = "manual") -> InviteResult:
+        """`invite` for the API's event loop: the command waits there rather than in a
+        thread, and the batch it joins pays the one thread hop to the event store."""
+        workspace = self._cached_workspace(slug) or await asyncio.to_thread(self._workspace_for_invite, slug)
+        account, invitation = self._new_invite(workspace, slug, cmd, actor, method)
+        try:
+            position = await self._async_committer.commit([*account.collect_events(), *invitation.collect_events()])
+        except IntegrityError:
+            raise DuplicateEmail() from None
+        return InviteResult(account.id, invitation.id, invitation.expires_at, position)
+
+    def _new_invite(
+        self, workspace: Workspace, slug: str, cmd: InviteCommand, actor: dict[str, Any], method: str
+    ) -> tuple[PortalAccount, Invitation]:
         workspace.check_can_invite(cmd.role)
-        account_id = ids.account_id(slug, cmd.email)
         # No look-up before saving: the derived account id makes the event store itself
         # refuse a second account for the email, also between two concurrent requests.
-        expires_at = _now() + timedelta(hours=workspace.settings["invite_ttl_hours"])
         invitation = Invitation(
             workspace=slug,
-            account_id=account_id,
+            account_id=ids.account_id(slug, cmd.email),
             email=cmd.email,
             name=cmd.name,
             nonce=tokens.new_nonce(),
-            expires_at=expires_at,
+            expires_at=_now() + timedelta(hours=workspace.settings["invite_ttl_hours"]),
             channels=list(cmd.channels),
             method=method,
             sender=workspace.sender,
@@ -153,11 +178,7 @@ class PortalAccess(Application):
             invitation_id=invitation.id,
             actor=actor,
         )
-        try:
-            position = self._commit(account, invitation)
-        except IntegrityError:  # lost a race with another invite of the same email
-            raise DuplicateEmail() from None
-        return InviteResult(account.id, invitation.id, expires_at, position)
+        return account, invitation
 
     @property
     def secret_key(self) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from services.invite_service.group_commit import GroupCommitter
+from services.invite_service.group_commit import AsyncGroupCommitter, GroupCommitter
 
 
 class FakeStore:
@@ -76,3 +77,50 @@ def test_other_failures_reach_every_waiter():
 
     with pytest.raises(ConnectionError):
         GroupCommitter(broken).commit([ev("a")])
+
+
+async def test_concurrent_coroutines_share_transactions_and_get_their_own_positions():
+    store = FakeStore()
+    committer = AsyncGroupCommitter(store.save, max_batch=100)
+    commits = [asyncio.create_task(committer.commit([ev(f"a{i}"), ev(f"b{i}")])) for i in range(64)]
+    await asyncio.sleep(0)  # let every coroutine queue its events before the store opens
+    store.gate.set()
+    positions = await asyncio.gather(*commits)
+    assert len(set(positions)) == 64
+    assert sum(store.transactions) == 128 and len(store.transactions) < 64
+
+
+async def test_async_one_duplicate_fails_alone_and_the_rest_commit():
+    store = FakeStore()
+    store.gate.set()
+    committer = AsyncGroupCommitter(store.save)
+    await committer.commit([ev("taken")])
+    store.gate.clear()
+    commits = [asyncio.create_task(committer.commit([ev(name)])) for name in ("x1", "taken", "x2", "x3")]
+    await asyncio.sleep(0)
+    store.gate.set()
+    outcomes = await asyncio.gather(*commits, return_exceptions=True)
+    assert isinstance(outcomes[1], IntegrityError)
+    assert all(isinstance(o, int) for i, o in enumerate(outcomes) if i != 1)
+    assert {("x1", 1), ("x2", 1), ("x3", 1)} <= store.keys
+
+
+async def test_async_failures_reach_every_waiter():
+    def broken(events):
+        raise ConnectionError("database went away")
+
+    committer = AsyncGroupCommitter(broken)
+    outcomes = await asyncio.gather(*(committer.commit([ev(f"a{i}")]) for i in range(3)), return_exceptions=True)
+    assert all(isinstance(o, ConnectionError) for o in outcomes)
+
+
+async def test_a_caller_that_stops_waiting_still_commits_and_others_are_answered():
+    store = FakeStore()
+    committer = AsyncGroupCommitter(store.save)
+    leaving = asyncio.create_task(committer.commit([ev("leaves")]))
+    staying = asyncio.create_task(committer.commit([ev("stays")]))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    store.gate.set()
+    assert isinstance(await staying, int)
+    assert {("leaves", 1), ("stays", 1)} <= store.keys

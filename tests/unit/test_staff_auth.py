@@ -39,3 +39,24 @@ def test_an_expired_token_says_so():
     with pytest.raises(Problem) as raised:
         decode_staff_token(token, SECRET)
     assert "expired" in raised.value.detail
+
+
+def test_a_token_checked_before_still_expires_on_time(monkeypatch):
+    from types import SimpleNamespace
+
+    from services.common import staff_auth
+
+    token = make_staff_token(SECRET, sub="u1", ws="pride", role="owner", ttl_seconds=60)
+    claims = decode_staff_token(token, SECRET)  # verified, and remembered
+    monkeypatch.setattr(staff_auth, "time", SimpleNamespace(time=lambda: claims.exp + 1))
+    with pytest.raises(Problem) as raised:
+        decode_staff_token(token, SECRET)
+    assert raised.value.status == 401 and "expired" in raised.value.detail
+
+
+def test_a_remembered_token_is_not_accepted_under_another_key():
+    token = make_staff_token(SECRET, sub="u1", ws="pride", role="owner")
+    decode_staff_token(token, SECRET)
+    with pytest.raises(Problem) as raised:
+        decode_staff_token(token, "k" * 40)
+    assert raised.value.status == 401
