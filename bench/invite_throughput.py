@@ -5,6 +5,7 @@
 Three figures from one run on one server:
   baseline  64 connections each committing one-row INSERTs (asyncpg, autocommit)
   app       64 threads calling the Application's invite command (the write path itself)
+  async     64 coroutines calling its async twin, which the API uses
   http      64 concurrent HTTP clients POSTing invitations to `porchlight api`
 The goal is app and http at or above half the baseline rate. The HTTP client runs on the
 same cores as the server and PostgreSQL, so the http figure is a lower bound.
@@ -84,6 +85,28 @@ def app_invites(url: str, concurrency: int, seconds: float) -> float:
     return done / elapsed
 
 
+async def async_invites(url: str, concurrency: int, seconds: float) -> float:
+    access = await asyncio.to_thread(PortalAccess, eventsourcing_env(url), secret_key=b"b" * 32)
+    ws = f"bench-{secrets.token_hex(4)}"
+    await asyncio.to_thread(access.configure_workspace, ws, {"plan": "pro"}, STAFF)
+    deadline = time.perf_counter() + seconds
+    counter = iter(range(10**9))
+    done = 0
+
+    async def worker():
+        nonlocal done
+        while time.perf_counter() < deadline:
+            command = InviteCommand(email=f"co{next(counter)}@example.com", name="Bench", role="customer")
+            await access.invite_async(ws, command, STAFF)
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    access.close()
+    return done / elapsed
+
+
 async def http_invites(url: str, concurrency: int, seconds: float) -> tuple[float, list[float]]:
     port = embedded.free_port()
     secret, jwt_secret = "b" * 40, "j" * 40
@@ -129,11 +152,13 @@ def main() -> None:
         asyncio.run(migrate_database(url))
         baseline = asyncio.run(raw_commits(url, args.concurrency, args.seconds))
         app_rate = app_invites(url, args.concurrency, args.seconds)
+        async_rate = asyncio.run(async_invites(url, args.concurrency, args.seconds))
         http_rate, latencies = asyncio.run(http_invites(url, args.concurrency, args.seconds))
     print(f"\nconcurrency {args.concurrency}, {args.seconds:.0f} s per measurement, one PostgreSQL server")
     print(f"{'measurement':<34}{'per second':>12}{'vs baseline':>13}")
     print(f"{'raw one-row commits (baseline)':<34}{baseline:>12,.0f}{1:>13.2f}")
     print(f"{'invites, Application, 64 threads':<34}{app_rate:>12,.0f}{app_rate / baseline:>13.2f}")
+    print(f"{'invites, Application, 64 tasks':<34}{async_rate:>12,.0f}{async_rate / baseline:>13.2f}")
     print(f"{'invites, HTTP, 64 clients':<34}{http_rate:>12,.0f}{http_rate / baseline:>13.2f}")
     print(f"HTTP latency ms: p50 {percentile(latencies, 50) * 1000:.1f}, p99 {percentile(latencies, 99) * 1000:.1f}")
     print("goal: invites >= 0.50 x baseline")
