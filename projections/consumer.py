@@ -21,6 +21,7 @@ from faststream.kafka import KafkaBroker
 from contracts import AccessEventV1, DeliveryOutcomeV1
 from projections import deliveries, status_list
 from services.common.dead_letters import dead_letter_middleware
+from services.common.kafka import broker_logger
 from services.common.metrics import PROJECTED
 from services.common.settings import ProjectorSettings
 
@@ -58,6 +59,7 @@ def create_projector(
         settings.kafka_bootstrap_servers,
         client_id="porchlight-projector",
         acks="all",  # for dead letters, the only thing the projector publishes
+        logger=broker_logger(),
         # FastStream logs every message at INFO; per-message lines belong at DEBUG here.
         log_level=logging.DEBUG,
         description="Projects access events and delivery outcomes into the staff read models.",

@@ -17,6 +17,12 @@ log = logging.getLogger(__name__)
 DEFAULT_PARTITIONS = 3
 
 
+def broker_logger() -> logging.Logger:
+    """The logger FastStream brokers are given, so their lines share the process's format
+    (FastStream's default logger has a handler and format of its own)."""
+    return logging.getLogger("porchlight.faststream")
+
+
 def create_producer(bootstrap_servers: str, **kwargs) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,

@@ -18,6 +18,7 @@ from contracts import DeliveryOutcomeV1
 from services.common.database import create_pool, describe
 from services.common.dead_letters import dead_letter_middleware
 from services.common.heartbeat import run_heartbeat
+from services.common.kafka import broker_logger
 from services.common.settings import NotifierSettings
 from services.notifier.consumer import Notifier, on_access_event
 from services.notifier.smtp import SmtpSender
@@ -31,6 +32,9 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
     broker = KafkaBroker(
         settings.kafka_bootstrap_servers,
         acks="all",
+        logger=broker_logger(),
+        # Per-message "Received"/"Processed" lines at DEBUG: each delivery logs its own line.
+        log_level=logging.DEBUG,
         enable_idempotence=False,  # Tansu has no idempotent producer; the ledger dedupes instead
         description="Porchlight notifier: sends invitation emails and publishes delivery outcomes",
     )
