@@ -12,6 +12,7 @@ COMMIT_BATCH = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 RELAY_PUBLISHED = Counter("porchlight_relay_published_total", "Events the relay published and the broker acknowledged")
+RELAY_RETRIES = Counter("porchlight_relay_retries_total", "Times the relay backed off because the broker or PostgreSQL was away")
 RELAY_POSITION = Gauge("porchlight_relay_position", "Notification-log position the relay has stored")
 DELIVERIES = Counter("porchlight_deliveries_total", "Notifier deliveries by channel and status", ["channel", "status"])
 PROJECTED = Counter("porchlight_projected_total", "Projector events by result", ["result"])

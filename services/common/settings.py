@@ -60,6 +60,9 @@ class ApiSettings(CommonSettings, SecretKeySettings):
 class RelaySettings(CommonSettings):
     relay_name: str = Field("relay", description="Names the relay's stored position; one per target topic")
     relay_batch_max: int = 500
+    relay_publish_timeout_ms: int = Field(
+        30_000, ge=100, description="How long a publish may wait for the broker before the relay backs off and retries"
+    )
 
 
 class NotifierSettings(CommonSettings, SecretKeySettings):

@@ -5,6 +5,8 @@ every insert transaction and reads what is new with the library's `select_notifi
 a page at a time; it publishes each page keyed by account id, waits for the broker to
 acknowledge every message, and only then stores the new position. A crash re-publishes
 from the last stored position: duplicates, never gaps (consumers dedupe on `event_id`).
+While the broker or PostgreSQL is away it backs off and retries from that position
+rather than exiting.
 The library's table lock makes ids commit in order, so reading "after my position"
 never passes over an event that commits later.
 
@@ -21,10 +23,12 @@ import time
 from dataclasses import dataclass
 
 import asyncpg
-from eventsourcing.persistence import Notification
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from eventsourcing.persistence import Notification, PersistenceError
 
 from services.common.kafka import create_producer
-from services.common.metrics import RELAY_POSITION, RELAY_PUBLISHED
+from services.common.metrics import RELAY_POSITION, RELAY_PUBLISHED, RELAY_RETRIES
 from services.invite_service.application import PortalAccess
 from services.invite_service.envelopes import Origins, to_envelope
 
@@ -34,11 +38,27 @@ log = logging.getLogger(__name__)
 # connection, not the way events are found.
 SAFETY_POLL_SECONDS = 10.0
 
+# An outage of the broker or of PostgreSQL: wait and try again from the stored position,
+# rather than exit and leave every later event unpublished until someone restarts us.
+OUTAGES = (KafkaError, OSError, PersistenceError, asyncpg.PostgresError, asyncpg.InterfaceError)
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 5.0  # short: once the broker is back, the backlog should move within seconds
+
 
 @dataclass
 class RelayStats:
     published: int = 0
     position: int = 0
+    failures: int = 0
+
+
+async def _stop_quietly(producer: AIOKafkaProducer | None) -> None:
+    if producer is None:
+        return
+    try:
+        await producer.stop()
+    except OUTAGES as exc:  # it may not have started, or its broker is gone: nothing to flush to
+        log.debug("relay producer did not stop cleanly: %s", exc)
 
 
 async def load_position(pool: asyncpg.Pool, relay: str) -> int:
@@ -57,7 +77,14 @@ async def save_position(pool: asyncpg.Pool, relay: str, position: int) -> None:
 
 class Relay:
     def __init__(
-        self, app: PortalAccess, pool: asyncpg.Pool, bootstrap_servers: str, topic: str, name: str, batch_max: int = 500
+        self,
+        app: PortalAccess,
+        pool: asyncpg.Pool,
+        bootstrap_servers: str,
+        topic: str,
+        name: str,
+        batch_max: int = 500,
+        publish_timeout_ms: int = 30_000,
     ) -> None:
         self._app = app
         self._pool = pool
@@ -65,6 +92,7 @@ class Relay:
         self._topic = topic
         self._name = name
         self._batch_max = batch_max
+        self._publish_timeout_ms = publish_timeout_ms
         self._origins = Origins(self._first_event)
         self.stats = RelayStats()
 
@@ -88,7 +116,11 @@ class Relay:
 
         async def listen() -> asyncpg.Connection:
             conn = await self._pool.acquire()
-            await conn.add_listener(recorder.channel_name, on_notify)
+            try:
+                await conn.add_listener(recorder.channel_name, on_notify)
+            except BaseException:
+                await self._pool.release(conn)
+                raise
             lost.clear()
 
             def on_terminated(_conn) -> None:
@@ -100,29 +132,51 @@ class Relay:
             conn.add_termination_listener(on_terminated)
             return conn
 
-        listener = await listen()
-        producer = create_producer(self._bootstrap_servers)
-        await producer.start()
+        listener: asyncpg.Connection | None = None
+        producer: AIOKafkaProducer | None = None
+        failures = 0
         try:
             while True:
-                if lost.is_set():
-                    log.warning("relay %s lost its LISTEN connection; listening again", self._name)
-                    listener = await listen()
                 woken.clear()
-                # Pages of the log, straight from the library's recorder: reading in pages and
-                # publishing in pages is what lets the relay keep up with group-committed writes.
-                page = await asyncio.to_thread(recorder.select_notifications, position + 1, self._batch_max)
-                if page:
-                    await self._publish(producer, page)
-                    position = page[-1].id
+                try:
+                    if listener is None or lost.is_set():
+                        if listener is not None:
+                            log.warning("relay %s lost its LISTEN connection; listening again", self._name)
+                        listener = None
+                        listener = await listen()
+                    if producer is None:
+                        producer = create_producer(self._bootstrap_servers, request_timeout_ms=self._publish_timeout_ms)
+                        await producer.start()
+                    # Pages of the log, straight from the library's recorder: reading in pages and
+                    # publishing in pages is what lets the relay keep up with group-committed writes.
+                    page = await asyncio.to_thread(recorder.select_notifications, position + 1, self._batch_max)
+                    if page:
+                        await self._publish(producer, page)
+                        position = page[-1].id
+                        failures = 0
+                        continue
+                except OUTAGES as exc:
+                    # The broker or PostgreSQL is away. Nothing after `position` counts as
+                    # published, so the next attempt starts there again: duplicates, never gaps.
+                    failures += 1
+                    self.stats.failures += 1
+                    RELAY_RETRIES.inc()
+                    delay = min(RETRY_FIRST_SECONDS * 2 ** (failures - 1), RETRY_MAX_SECONDS)
+                    log.warning(
+                        "relay %s cannot publish after position %d (attempt %d, retrying in %.1f s): %s: %s",
+                        self._name, position, failures, delay, type(exc).__name__, exc,
+                    )
+                    await _stop_quietly(producer)
+                    producer = None
+                    await asyncio.sleep(delay)
                     continue
                 try:
                     await asyncio.wait_for(woken.wait(), timeout=SAFETY_POLL_SECONDS)
                 except TimeoutError:
                     pass  # only a safety net should a NOTIFY ever go missing
         finally:
-            await producer.stop()
-            if not lost.is_set():
+            await _stop_quietly(producer)
+            if listener is not None and not lost.is_set():
                 await listener.remove_listener(recorder.channel_name, on_notify)
                 await self._pool.release(listener)
 
@@ -169,7 +223,10 @@ async def run(settings, from_beginning: bool = False) -> None:
     if from_beginning:
         await pool.execute("DELETE FROM relay_positions WHERE relay = $1", settings.relay_name)
         log.info("relay %s will re-publish the notification log from the start", settings.relay_name)
-    relay = Relay(app, pool, settings.kafka_bootstrap_servers, settings.access_topic, settings.relay_name, settings.relay_batch_max)
+    relay = Relay(
+        app, pool, settings.kafka_bootstrap_servers, settings.access_topic, settings.relay_name,
+        batch_max=settings.relay_batch_max, publish_timeout_ms=settings.relay_publish_timeout_ms,
+    )
     heartbeat = asyncio.create_task(run_heartbeat(pool, "relay"))
     try:
         await relay.run()

@@ -14,6 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts import AccessEventV1
+from deploy import embedded
+from services.common.kafka import ensure_topics
 from services.common.database import eventsourcing_env
 from services.invite_service.application import InviteCommand, PortalAccess
 from services.invite_service.relay import Relay, load_position, save_position
@@ -193,3 +195,45 @@ async def test_relay_listens_again_after_its_connection_is_killed(access, migrat
 
 async def _published_through(pg_pool, relay_name, access) -> bool:
     return await load_position(pg_pool, relay_name) >= (access.recorder.max_notification_id() or 0)
+
+
+async def test_relay_rides_out_a_broker_outage(access, pg_pool, tmp_path):
+    """The broker goes away and comes back on the same address: the relay waits and retries
+    instead of exiting, and what was written meanwhile reaches the new broker."""
+    port = embedded.free_port()
+    broker = embedded.start_tansu(port, log_file=tmp_path / "tansu-1.log")
+    topic = unique("test.outage")
+    await ensure_topics(broker.bootstrap_servers, [topic])
+    relay_name = unique("relay")
+    await save_position(pg_pool, relay_name, access.recorder.max_notification_id() or 0)
+    relay = Relay(access, pg_pool, broker.bootstrap_servers, topic, relay_name, publish_timeout_ms=1000)
+    task = asyncio.create_task(relay.run())
+    try:
+        ws = pro_workspace(access)
+        await poll_until(lambda: _published_through(pg_pool, relay_name, access), what="publishing before the outage")
+
+        broker.stop()
+        invited = access.invite(ws, InviteCommand(email="during-outage@example.com", name=None, role="customer"), STAFF)
+
+        async def backing_off() -> bool:
+            return relay.stats.failures > 0
+
+        await poll_until(backing_off, what="the relay to notice the outage")
+        assert not task.done(), "the relay exited instead of waiting for the broker"
+        assert await load_position(pg_pool, relay_name) < invited.position, "nothing may count as published"
+
+        # Memory storage: the new broker starts empty, as after a restart of the embedded one.
+        broker = embedded.start_tansu(port, log_file=tmp_path / "tansu-2.log")
+        await ensure_topics(broker.bootstrap_servers, [topic])
+        await poll_until(lambda: _published_through(pg_pool, relay_name, access), timeout=30, what="publishing after it")
+        async with TopicReader(broker.bootstrap_servers, topic) as reader:
+
+            async def the_invite_arrived():
+                return [e for e in await reader.read() if e.account_id == invited.account_id]
+
+            arrived = await poll_until(the_invite_arrived, what="the invite written during the outage")
+        assert {e.type for e in arrived} >= {"AccountCreated", "InviteSent"}
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        broker.stop()
