@@ -7,6 +7,8 @@ Three figures from one run on one server:
   app       64 threads calling the Application's invite command (the write path itself)
   async     64 coroutines calling its async twin, which the API uses
   http      64 concurrent HTTP clients POSTing invitations to `porchlight api`
+  ceiling   the same clients against an empty FastAPI endpoint (bench/empty_app.py): the
+            most any endpoint could reach here with this client on these cores
 The goal is app and http at or above half the baseline rate. The HTTP client runs on the
 same cores as the server and PostgreSQL, so the http figure is a lower bound.
 """
@@ -112,17 +114,31 @@ async def http_invites(url: str, concurrency: int, seconds: float) -> tuple[floa
     secret, jwt_secret = "b" * 40, "j" * 40
     env = {**os.environ, "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "PORT": str(port),
            "PORCHLIGHT_SECRET_KEY": secret, "STAFF_JWT_SECRET": jwt_secret, "LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", "api", "--workers", os.environ.get("BENCH_API_WORKERS", "1")], env=env)
+    command = [sys.executable, "-m", "deploy.cli", "api", "--workers", os.environ.get("BENCH_API_WORKERS", "1")]
+    ws = f"bench-{secrets.token_hex(4)}"
+    token = make_staff_token(jwt_secret, sub="bench", ws=ws, role="owner")
+    return await _post_invites(command, env, port, ws, token, concurrency, seconds)
+
+
+async def ceiling(concurrency: int, seconds: float) -> tuple[float, list[float]]:
+    port = embedded.free_port()
+    command = [sys.executable, "-m", "uvicorn", "bench.empty_app:app", "--port", str(port),
+               "--log-level", "warning", "--no-access-log"]
+    return await _post_invites(command, dict(os.environ), port, "ceiling", None, concurrency, seconds)
+
+
+async def _post_invites(command, env, port, ws, token, concurrency, seconds) -> tuple[float, list[float]]:
+    proc = subprocess.Popen(command, env=env)
     try:
         embedded.wait_for_port(port, timeout=30, proc=proc)
-        ws = f"bench-{secrets.token_hex(4)}"
-        headers = {"Authorization": f"Bearer {make_staff_token(jwt_secret, sub='bench', ws=ws, role='owner')}"}
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         # aiohttp, not httpx: httpx's pool collapses to a few hundred requests/s at 64 concurrent
         # requests on this kind of machine, which would measure the client instead of the server.
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", headers=headers, connector=connector) as client:
-            async with client.put(f"/v1/workspaces/{ws}", json={"plan": "pro"}) as r:
-                r.raise_for_status()
+            if token:
+                async with client.put(f"/v1/workspaces/{ws}", json={"plan": "pro"}) as r:
+                    r.raise_for_status()
             latencies: list[float] = []
             counter = iter(range(10**9))
             deadline = time.perf_counter() + seconds
@@ -154,12 +170,14 @@ def main() -> None:
         app_rate = app_invites(url, args.concurrency, args.seconds)
         async_rate = asyncio.run(async_invites(url, args.concurrency, args.seconds))
         http_rate, latencies = asyncio.run(http_invites(url, args.concurrency, args.seconds))
+    ceiling_rate, _ = asyncio.run(ceiling(args.concurrency, args.seconds))
     print(f"\nconcurrency {args.concurrency}, {args.seconds:.0f} s per measurement, one PostgreSQL server")
     print(f"{'measurement':<34}{'per second':>12}{'vs baseline':>13}")
     print(f"{'raw one-row commits (baseline)':<34}{baseline:>12,.0f}{1:>13.2f}")
     print(f"{'invites, Application, 64 threads':<34}{app_rate:>12,.0f}{app_rate / baseline:>13.2f}")
     print(f"{'invites, Application, 64 tasks':<34}{async_rate:>12,.0f}{async_rate / baseline:>13.2f}")
     print(f"{'invites, HTTP, 64 clients':<34}{http_rate:>12,.0f}{http_rate / baseline:>13.2f}")
+    print(f"{'HTTP ceiling: empty FastAPI endpoint':<34}{ceiling_rate:>12,.0f}{ceiling_rate / baseline:>13.2f}")
     print(f"HTTP latency ms: p50 {percentile(latencies, 50) * 1000:.1f}, p99 {percentile(latencies, 99) * 1000:.1f}")
     print("goal: invites >= 0.50 x baseline")
 
