@@ -132,3 +132,43 @@ async def test_metrics_count_invites_by_outcome(api, staff_token, pro_workspace)
     assert created() == before + 1
     metrics = await api.get("/metrics")
     assert metrics.status_code == 200 and 'porchlight_invites_total{outcome="duplicate_email"}' in metrics.text
+
+
+async def test_oversized_and_non_json_bodies_are_refused_before_parsing(api, staff_token, pro_workspace):
+    headers = auth(staff_token(pro_workspace))
+    limit = api.app.state.settings.max_body_bytes
+    url = f"/v1/workspaces/{pro_workspace}/invitations"
+    email = f"{unique('big')}@example.com"
+    huge = ('{"email": "%s", "name": "%s"}' % (email, "a" * limit)).encode()
+
+    declared = await api.post(url, headers={**headers, "Content-Type": "application/json"}, content=huge)
+    assert declared.status_code == 413 and declared.json()["code"] == "body_too_large"
+
+    async def chunks():  # no Content-Length: the limit must hold while reading, too
+        for start in range(0, len(huge), 65536):
+            yield huge[start : start + 65536]
+
+    chunked = await api.post(url, headers={**headers, "Content-Type": "application/json"}, content=chunks())
+    assert chunked.status_code == 413 and chunked.json()["code"] == "body_too_large"
+
+    as_text = await api.post(url, headers={**headers, "Content-Type": "text/plain"}, content=f'{{"email": "{email}"}}')
+    assert as_text.status_code == 415 and as_text.json()["code"] == "unsupported_media_type"
+    assert as_text.headers["content-type"].startswith("application/problem+json")
+
+    # Nothing was half-applied: the same email can still be invited, once.
+    assert (await api.post(url, headers=headers, json={"email": email})).status_code == 201
+
+
+async def test_a_small_chunked_json_body_is_accepted(api, staff_token, pro_workspace):
+    body = f'{{"email": "{unique("chunked")}@example.com"}}'.encode()
+
+    async def chunks():
+        yield body[:10]
+        yield body[10:]
+
+    response = await api.post(
+        f"/v1/workspaces/{pro_workspace}/invitations",
+        headers={**auth(staff_token(pro_workspace)), "Content-Type": "application/json"},
+        content=chunks(),
+    )
+    assert response.status_code == 201, response.text

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from services.common.database import create_pool, eventsourcing_env
 from services.common.settings import ApiSettings
 from services.invite_service.api import health, invitations, portal, workspaces
+from services.invite_service.api.body_limits import BodyLimits
 from services.invite_service.api.errors import install_error_handlers
 from services.invite_service.application import PortalAccess
 
@@ -51,6 +52,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
     for module in (health, workspaces, invitations, portal):
         app.include_router(module.router)
     app.add_route("/metrics", _metrics, include_in_schema=False)
