@@ -55,6 +55,16 @@ async def test_post_claims_activates_and_starts_a_session(api, invited):
     assert api.app.state.portal_access.get_account(account_id).status == "active"
 
 
+async def test_the_session_cookie_is_secure_when_the_portal_is_served_over_https(api, invited, monkeypatch):
+    ws, _, path = invited
+    # Behind a TLS-terminating proxy the request reaching us is plain HTTP.
+    monkeypatch.setattr(api.app.state.settings, "public_base_url", "https://portal.example.com")
+    claimed = await api.post(path, headers=JSON)
+    assert claimed.status_code == 200
+    attributes = [a.strip().lower() for a in claimed.headers["set-cookie"].split(";")]
+    assert "secure" in attributes and "httponly" in attributes and "samesite=lax" in attributes
+
+
 async def test_form_post_redirects_to_the_portal(api, invited):
     ws, _, path = invited
     claimed = await api.post(path)

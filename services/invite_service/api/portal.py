@@ -92,7 +92,9 @@ def _set_session_cookie(response: Response, request: Request, ws: str, value: st
         max_age=int(sessions.ABSOLUTE_LIFETIME.total_seconds()),
         path=f"/portal/{ws}",
         httponly=True,
-        secure=request.url.scheme == "https",
+        # Behind a TLS-terminating proxy the request itself is plain HTTP; the public URL is
+        # what the browser sees.
+        secure=request.url.scheme == "https" or request.app.state.settings.public_base_url.startswith("https://"),
         samesite="lax",
     )
 
