@@ -8,6 +8,7 @@ runs them. Ctrl-C stops the services first, then the infrastructure.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -49,8 +50,23 @@ class DevStack:
         self._postgres = self._tansu = self._sink = None
         self.outbox_url: str | None = None
 
-    def start_infrastructure(self) -> None:
+    def claim(self) -> None:
+        """Refuse to start next to another `porchlight dev` on the same data dir or port,
+        before starting anything: a second stack would share the first one's PostgreSQL
+        and reset its relay, then fail anyway on the API port."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.data_dir / "dev.lock", "w")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"another porchlight dev is running with the data dir {self.data_dir}; stop it first, "
+                "or give this one its own with PORCHLIGHT_DATA_DIR"
+            ) from None
+        if not embedded.port_is_free(self.port):
+            raise RuntimeError(f"port {self.port} is in use; choose another with --port")
+
+    def start_infrastructure(self) -> None:
         env = {**os.environ, **_secrets(self.data_dir)}
         if not env.get("DATABASE_URL"):
             self._postgres = embedded.start_postgres(self.data_dir / "pg")
@@ -158,6 +174,7 @@ def run_dev(port: int, data_dir: Path) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
+        stack.claim()
         stack.start_infrastructure()
         stack.migrate()
         stack.start_services()

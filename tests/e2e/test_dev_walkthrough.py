@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -77,6 +78,12 @@ def test_dev_runs_the_walkthrough_stops_cleanly_and_keeps_data(tmp_path):
         email = re.search(r'"email":"([^"]+)"', out.splitlines()[-1]).group(1)
         outbox = httpx.get(dict(line.split("=", 1) for line in (data_dir / "dev.env").read_text().split())["OUTBOX_URL"] + "/")
         assert email in outbox.text
+
+        # A second one on the same data dir refuses at once, and leaves the first one running.
+        second = DevProcess(data_dir, embedded.free_port())
+        assert second.proc.wait(30) == 1 and second.ready.wait(10)  # exited, and its output read to the end
+        assert "another porchlight dev is running" in second.output
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
     finally:
         code = dev.interrupt()
     assert code == 0, dev.output
@@ -102,3 +109,14 @@ def test_dev_runs_the_walkthrough_stops_cleanly_and_keeps_data(tmp_path):
         assert len(outbox) == 1
     finally:
         assert again.interrupt() == 0, again.output
+
+
+def test_dev_refuses_a_port_in_use_before_starting_anything(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        dev = DevProcess(tmp_path / "data", port)
+        assert dev.proc.wait(30) == 1 and dev.ready.wait(10)
+    assert f"port {port} is in use" in dev.output
+    assert not (tmp_path / "data" / "pg").exists(), "nothing may start before the checks"
