@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import httpx
@@ -63,6 +64,15 @@ async def test_the_session_cookie_is_secure_when_the_portal_is_served_over_https
     assert claimed.status_code == 200
     attributes = [a.strip().lower() for a in claimed.headers["set-cookie"].split(";")]
     assert "secure" in attributes and "httponly" in attributes and "samesite=lax" in attributes
+
+
+async def test_concurrent_claims_of_one_link_exactly_one_wins(api, invited):
+    ws, account_id, path = invited
+    responses = await asyncio.gather(*(api.post(path, headers=JSON) for _ in range(8)))
+    assert sorted(r.status_code for r in responses) == [200] + [410] * 7
+    assert sum(1 for r in responses if r.cookies.get("porchlight_session")) == 1
+    account = api.app.state.portal_access.get_account(account_id)
+    assert account.status == "active" and account.version == 2  # created, then activated once
 
 
 async def test_form_post_redirects_to_the_portal(api, invited):
