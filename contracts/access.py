@@ -44,7 +44,9 @@ class Actor(BaseModel):
 class AccessEventV1(BaseModel):
     """One domain event, as published to `porchlight.access.v1`, keyed by account id."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Tolerant reader: adding a field is allowed within v1 (API.md), so a consumer that has
+    # not been upgraded yet must ignore it, not dead-letter every message that carries it.
+    model_config = ConfigDict(extra="ignore")
 
     schema_version: Literal[1] = 1
     event_id: uuid.UUID = Field(description="Stable id of this event: the same on every re-publish")

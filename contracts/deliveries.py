@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class DeliveryOutcomeV1(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Tolerant reader, as for AccessEventV1: fields added within v1 are ignored.
+    model_config = ConfigDict(extra="ignore")
 
     schema_version: Literal[1] = 1
     delivery_id: uuid.UUID = Field(description="Stable per (event, channel): a re-published outcome has the same id")
