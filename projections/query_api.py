@@ -15,18 +15,17 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from projections import queries
 from projections.views import AccountDetail, AccountPage, AccountState
-from services.common.problems import Problem
+from services.common.problems import Problem, problem_responses
 from services.common.staff_auth import StaffReader
 
-_PROBLEM = {"content": {"application/problem+json": {}}}
 router = APIRouter(
     prefix="/v1/workspaces/{ws}/accounts",
     tags=["accounts"],
-    responses={
-        401: {"description": "Missing, malformed or expired staff token", **_PROBLEM},
-        404: {"description": "Token for another workspace, or no such account", **_PROBLEM},
-        422: {"description": "Bad query parameter or cursor", **_PROBLEM},
-    },
+    responses=problem_responses({
+        401: "Missing, malformed or expired staff token (`unauthorized`)",
+        404: "A token for another workspace (`not_found`), or no such account (`account_not_found`)",
+        422: "Bad query parameter (`validation_error`, `invalid_filter`) or cursor (`invalid_cursor`)",
+    }),
 )
 
 

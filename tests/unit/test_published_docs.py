@@ -26,3 +26,21 @@ def test_documents_name_the_contract_of_api_md():
     envelope = json.loads((DOCS / "schemas" / "access-event-v1.json").read_text())
     assert {"event_id", "type", "workspace", "account_id", "aggregate_id", "aggregate_version", "position",
             "occurred_at", "actor", "data"} <= set(envelope["required"]) | set(envelope["properties"])
+
+
+def test_errors_are_documented_as_problem_details_with_their_codes():
+    openapi = json.loads((DOCS / "openapi.json").read_text())
+    invite = openapi["paths"]["/v1/workspaces/{ws}/invitations"]["post"]["responses"]
+    assert {"400", "401", "403", "404", "409", "413", "415", "422"} <= set(invite)
+    claim = openapi["paths"]["/portal/{ws}/claim/{token}"]["post"]["responses"]
+    documented = json.dumps([invite, claim])
+    # The error codes of API.md that this API answers today.
+    for code in ("email_required", "invalid_email", "invalid_phone", "duplicate_email", "portal_disabled",
+                 "plan_required", "forbidden_role", "link_invalid"):
+        assert f"`{code}`" in documented, code
+    for path in openapi["paths"].values():
+        for operation in path.values():
+            for status, response in operation["responses"].items():
+                if status.startswith("4") and "application/problem+json" not in response.get("content", {}):
+                    raise AssertionError(f"{status} of {operation.get('summary')} is not documented as problem details")
+    assert "ProblemDetails" in openapi["components"]["schemas"]

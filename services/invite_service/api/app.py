@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services.common.database import create_pool, eventsourcing_env
+from services.common.problems import problem_responses, problem_schemas
 from services.common.settings import ApiSettings
 from services.invite_service.api import health, invitations, portal, workspaces
 from services.invite_service.api.body_limits import BodyLimits
@@ -57,7 +58,32 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.include_router(module.router)
     app.add_route("/metrics", _metrics, include_in_schema=False)
     _include_read_side(app)
+    _document_problems(app)
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Routes name their errors as application/problem+json with the ProblemDetails schema;
+    put that schema in the document's components, and make FastAPI's own 422 entries (which
+    describe its default body, not ours) say the same."""
+    generate = app.openapi
+    fastapi_422 = "#/components/schemas/HTTPValidationError"
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operation in (op for path in schema["paths"].values() for op in path.values()):
+                response = operation.get("responses", {}).get("422")
+                if response and response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref") == fastapi_422:
+                    operation["responses"]["422"] = problem_responses({422: "Invalid path or query (`validation_error`)"})[422]
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            components.update(problem_schemas())
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app_from_env() -> FastAPI:

@@ -7,6 +7,7 @@ import logging
 from fastapi import APIRouter, Path, status
 
 from services.common.metrics import INVITES
+from services.common.problems import BODY_ERRORS, STAFF_AUTH_ERRORS, problem_responses
 from services.common.staff_auth import StaffWriter
 from services.invite_service.api.deps import Access
 from services.invite_service.api.schemas import InvitationIn, InvitationOut
@@ -17,7 +18,19 @@ router = APIRouter(prefix="/v1/workspaces/{ws}/invitations", tags=["invitations"
 log = logging.getLogger(__name__)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=InvitationOut)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InvitationOut,
+    summary="Invite a contact",
+    responses=problem_responses({
+        **STAFF_AUTH_ERRORS,
+        **BODY_ERRORS,
+        403: "Portal off (`portal_disabled`), plan below Pro (`plan_required`), or a read-only role (`forbidden_role`)",
+        409: "The workspace already has an account with this email, in any state (`duplicate_email`)",
+        422: "`email_required`, `invalid_email`, `invalid_phone`, `unknown_role`, or another field (`validation_error`)",
+    }),
+)
 async def invite(body: InvitationIn, staff: StaffWriter, access: Access, ws: str = Path()) -> InvitationOut:
     # Async: the command waits for its group commit on the event loop, not in a pool thread
     # (under 64 concurrent requests the per-request thread hop cost more than the invite).

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from services.common.metrics import CLAIMS
-from services.common.problems import Problem, problem_response
+from services.common.problems import PROBLEM_JSON, PROBLEM_REF, Problem, problem_response
 from services.invite_service import sessions
 from services.invite_service.api.deps import Access, Pool
 from services.invite_service.domain.errors import DomainError, LinkInvalid
@@ -48,7 +48,21 @@ async def _link_invalid(request: Request, access, ws: str) -> Response:
     return templates.TemplateResponse(request, "link_invalid.html", ctx, status_code=410)
 
 
-@router.get("/claim/{token}", response_class=Response)
+_LINK_INVALID = {
+    410: {
+        "description": "Used, expired or voided by a newer invitation (`link_invalid`): a page, or problem "
+        "details for `Accept: application/json`",
+        "content": {"text/html": {}, PROBLEM_JSON: {"schema": PROBLEM_REF}},
+    }
+}
+
+
+@router.get(
+    "/claim/{token}",
+    response_class=Response,
+    summary="The claim page: shows the invitation, consumes nothing",
+    responses={200: {"description": "A page whose button POSTs the claim", "content": {"text/html": {}}}, **_LINK_INVALID},
+)
 async def show_claim(request: Request, access: Access, ws: str = Path(), token: str = Path()) -> Response:
     try:
         invitation, account = await run_in_threadpool(access.check_claim, ws, token)
@@ -66,7 +80,17 @@ async def show_claim(request: Request, access: Access, ws: str = Path(), token: 
     return templates.TemplateResponse(request, "claim.html", ctx, headers={"Cache-Control": "no-store"})
 
 
-@router.post("/claim/{token}", response_class=Response)
+@router.post(
+    "/claim/{token}",
+    response_class=Response,
+    summary="Claim the invitation and start a session",
+    responses={
+        200: {"description": "With `Accept: application/json`: {account_id, status}; sets the session cookie",
+              "content": {"application/json": {}}},
+        303: {"description": "From the page's form: on to the portal, with the session cookie"},
+        **_LINK_INVALID,
+    },
+)
 async def claim(request: Request, access: Access, pool: Pool, ws: str = Path(), token: str = Path()) -> Response:
     try:
         result = await run_in_threadpool(access.claim, ws, token)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, Response, status
 
+from services.common.problems import BODY_ERRORS, STAFF_AUTH_ERRORS, problem_responses
 from services.common.staff_auth import StaffAdmin, StaffReader
 from services.invite_service.api.deps import Access
 from services.invite_service.api.schemas import Slug, WorkspaceOut, WorkspaceSettingsIn
@@ -16,7 +17,20 @@ def workspace_out(workspace: Workspace) -> WorkspaceOut:
     return WorkspaceOut(slug=workspace.slug, **workspace.settings)
 
 
-@router.put("/{ws}", response_model=WorkspaceOut, responses={201: {"model": WorkspaceOut}})
+@router.put(
+    "/{ws}",
+    response_model=WorkspaceOut,
+    summary="Create or update the workspace's portal settings",
+    responses={
+        201: {"model": WorkspaceOut, "description": "Created"},
+        **problem_responses({
+            **STAFF_AUTH_ERRORS,
+            **BODY_ERRORS,
+            403: "Only owners and admins change settings (`forbidden_role`)",
+            422: "A setting out of range or unknown (`validation_error`)",
+        }),
+    },
+)
 def put_workspace(ws: Slug, body: WorkspaceSettingsIn, staff: StaffAdmin, access: Access, response: Response) -> WorkspaceOut:
     # Only what the caller named (nested too), so a PUT of one field leaves the rest alone.
     settings = body.model_dump(exclude_unset=True)
@@ -26,6 +40,7 @@ def put_workspace(ws: Slug, body: WorkspaceSettingsIn, staff: StaffAdmin, access
     return workspace_out(workspace)
 
 
-@router.get("/{ws}", response_model=WorkspaceOut)
+@router.get("/{ws}", response_model=WorkspaceOut, summary="The workspace's portal settings",
+            responses=problem_responses(STAFF_AUTH_ERRORS))
 def get_workspace(staff: StaffReader, access: Access, ws: str = Path()) -> WorkspaceOut:
     return workspace_out(access.get_workspace(ws))
