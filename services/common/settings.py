@@ -55,6 +55,9 @@ class ApiSettings(CommonSettings, SecretKeySettings):
     # Most commands a group commit puts in one event-store transaction.
     commit_batch_max: int = 200
     worker_threads: int = Field(100, description="Threads running synchronous commands")
+    portal_failed_claims_per_minute: int = Field(
+        30, ge=1, description="Invalid claim links one client address may open a minute before it gets 429"
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413")
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from services.invite_service import application
+from services.invite_service.api.rate_limits import FailureLimiter
 from tests.integration.conftest import auth
 
 JSON = {"Accept": "application/json"}
@@ -109,6 +110,29 @@ async def test_tampered_or_foreign_links_are_invalid(api, invited, staff_token):
     assert (await api.post(path.replace(f"/portal/{ws}/", "/portal/other-ws/"), headers=JSON)).status_code == 410
     assert (await api.post(f"/portal/{ws}/claim/garbage", headers=JSON)).status_code == 410
     assert (await api.post(path, headers=JSON)).status_code == 200  # the real one still works
+
+
+async def test_a_client_opening_many_invalid_links_is_slowed_down(api, invited, monkeypatch):
+    ws, account_id, path = invited
+    monkeypatch.setattr(api.app.state, "claim_failures", FailureLimiter("claim", 3))
+    for attempt in range(3):
+        assert (await api.get(f"/portal/{ws}/claim/guess{attempt}.x")).status_code == 410
+    refused = await api.post(f"/portal/{ws}/claim/guess.x", headers=JSON)
+    assert refused.status_code == 429 and refused.json()["code"] == "too_many_attempts"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert "instance" not in refused.json()  # the path holds a token
+    # Over the limit even a good link waits, and is not consumed meanwhile.
+    page = await api.get(path)
+    assert page.status_code == 429 and "Too many attempts" in page.text
+    assert (await api.post(path, headers=JSON)).status_code == 429
+    assert api.app.state.portal_access.get_account(account_id).status == "pending"
+
+
+async def test_problems_on_portal_paths_never_echo_the_token(api, invited):
+    _, _, path = invited
+    token = path.rsplit("/", 1)[1]
+    huge = await api.post(path, headers=JSON, content=b"x" * (api.app.state.settings.max_body_bytes + 1))
+    assert huge.status_code == 413 and token not in huge.text
 
 
 async def test_session_is_refused_without_a_valid_cookie(api, invited):

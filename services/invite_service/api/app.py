@@ -18,6 +18,7 @@ from services.common.problems import problem_responses, problem_schemas
 from services.common.settings import ApiSettings
 from services.invite_service.api import health, invitations, portal, workspaces
 from services.invite_service.api.body_limits import BodyLimits
+from services.invite_service.api.rate_limits import FailureLimiter
 from services.invite_service.api.errors import install_error_handlers
 from services.invite_service.application import PortalAccess
 
@@ -53,6 +54,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.state.claim_failures = FailureLimiter("claim", settings.portal_failed_claims_per_minute)
     app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
     for module in (health, workspaces, invitations, portal):
         app.include_router(module.router)

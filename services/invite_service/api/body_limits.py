@@ -82,8 +82,10 @@ class BodyLimits:
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, problem: Problem) -> None:
         # The rest of the body is not read: close the connection rather than leave it half-read.
+        # A portal path holds a token, which must not travel on into a client's logs as `instance`.
+        instance = scope["path"] if scope["path"].startswith("/v1/") else None
         response = JSONResponse(
-            problem.body(scope["path"]), status_code=problem.status, media_type=PROBLEM_JSON, headers={"Connection": "close"}
+            problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers={"Connection": "close"}
         )
         await response(scope, receive, send)
 

@@ -40,7 +40,23 @@ async def _brand(access, ws: str) -> dict[str, Any]:
                 "brand_color": DEFAULTS["branding"]["brand_color"]}
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _refused(request: Request, access, ws: str) -> Response | None:
+    """429 once this client has opened too many invalid links (see rate_limits.py), else None."""
+    problem = await request.app.state.claim_failures.check(_client(request))
+    if problem is None:
+        return None
+    if _wants_json(request):
+        return problem_response(problem)  # no `instance`: the path holds the token
+    ctx = {"brand": await _brand(access, ws), "retry_after": problem.headers["Retry-After"]}
+    return templates.TemplateResponse(request, "too_many_attempts.html", ctx, status_code=429, headers=problem.headers)
+
+
 async def _link_invalid(request: Request, access, ws: str) -> Response:
+    await request.app.state.claim_failures.failed(_client(request))
     if _wants_json(request):
         # No `instance`: the path holds the token, and problem bodies end up in client logs.
         return problem_response(Problem(410, LinkInvalid.code, "Link invalid", LinkInvalid.detail))
@@ -53,7 +69,12 @@ _LINK_INVALID = {
         "description": "Used, expired or voided by a newer invitation (`link_invalid`): a page, or problem "
         "details for `Accept: application/json`",
         "content": {"text/html": {}, PROBLEM_JSON: {"schema": PROBLEM_REF}},
-    }
+    },
+    429: {
+        "description": "This address opened too many invalid links in the last minute (`too_many_attempts`); "
+        "see Retry-After",
+        "content": {"text/html": {}, PROBLEM_JSON: {"schema": PROBLEM_REF}},
+    },
 }
 
 
@@ -64,6 +85,8 @@ _LINK_INVALID = {
     responses={200: {"description": "A page whose button POSTs the claim", "content": {"text/html": {}}}, **_LINK_INVALID},
 )
 async def show_claim(request: Request, access: Access, ws: str = Path(), token: str = Path()) -> Response:
+    if refused := await _refused(request, access, ws):
+        return refused
     try:
         invitation, account = await run_in_threadpool(access.check_claim, ws, token)
     except LinkInvalid:
@@ -92,6 +115,8 @@ async def show_claim(request: Request, access: Access, ws: str = Path(), token: 
     },
 )
 async def claim(request: Request, access: Access, pool: Pool, ws: str = Path(), token: str = Path()) -> Response:
+    if refused := await _refused(request, access, ws):
+        return refused
     try:
         result = await run_in_threadpool(access.claim, ws, token)
     except LinkInvalid:
