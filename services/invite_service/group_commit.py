@@ -93,7 +93,13 @@ class AsyncGroupCommitter:
         self._save_events = save_events
         self._max_batch = max_batch
         self._queue: list[tuple[list[Any], asyncio.Future[int]]] = []
+        self._saving = 0  # commands in the batch being saved now
         self._flusher: asyncio.Task[None] | None = None
+
+    @property
+    def queued(self) -> int:
+        """Commands handed in and not yet answered: waiting for a batch, or in the one being saved."""
+        return len(self._queue) + self._saving
 
     async def commit(self, events: list[Any]) -> int:
         """Store the events atomically; returns the highest notification id they got."""
@@ -109,6 +115,7 @@ class AsyncGroupCommitter:
         try:
             while self._queue:
                 batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+                self._saving = len(batch)
                 try:
                     outcomes = await asyncio.to_thread(save_batch, self._save_events, [events for events, _ in batch])
                 except BaseException as exc:  # cancelled at shutdown: nobody may wait forever
@@ -117,6 +124,8 @@ class AsyncGroupCommitter:
                             done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("shutting down"))
                     self._queue = []
                     raise
+                finally:
+                    self._saving = 0
                 for (_, done), outcome in zip(batch, outcomes, strict=True):
                     if done.done():  # its caller stopped waiting
                         continue

@@ -11,6 +11,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from services.invite_service.group_commit import AsyncGroupCommitter, GroupCommitter
+from tests.helpers import poll_until
 
 
 class FakeStore:
@@ -79,11 +80,18 @@ def test_other_failures_reach_every_waiter():
         GroupCommitter(broken).commit([ev("a")])
 
 
+async def all_queued(committer: AsyncGroupCommitter, count: int) -> None:
+    async def queued() -> bool:
+        return committer.queued >= count
+
+    await poll_until(queued, timeout=5, what=f"{count} commits handed in")
+
+
 async def test_concurrent_coroutines_share_transactions_and_get_their_own_positions():
     store = FakeStore()
     committer = AsyncGroupCommitter(store.save, max_batch=100)
     commits = [asyncio.create_task(committer.commit([ev(f"a{i}"), ev(f"b{i}")])) for i in range(64)]
-    await asyncio.sleep(0)  # let every coroutine queue its events before the store opens
+    await all_queued(committer, 64)  # every coroutine has handed in its events before the store opens
     store.gate.set()
     positions = await asyncio.gather(*commits)
     assert len(set(positions)) == 64
@@ -97,7 +105,7 @@ async def test_async_one_duplicate_fails_alone_and_the_rest_commit():
     await committer.commit([ev("taken")])
     store.gate.clear()
     commits = [asyncio.create_task(committer.commit([ev(name)])) for name in ("x1", "taken", "x2", "x3")]
-    await asyncio.sleep(0)
+    await all_queued(committer, 4)
     store.gate.set()
     outcomes = await asyncio.gather(*commits, return_exceptions=True)
     assert isinstance(outcomes[1], IntegrityError)
@@ -119,7 +127,7 @@ async def test_a_caller_that_stops_waiting_still_commits_and_others_are_answered
     committer = AsyncGroupCommitter(store.save)
     leaving = asyncio.create_task(committer.commit([ev("leaves")]))
     staying = asyncio.create_task(committer.commit([ev("stays")]))
-    await asyncio.sleep(0)
+    await all_queued(committer, 2)
     leaving.cancel()
     store.gate.set()
     assert isinstance(await staying, int)
