@@ -84,11 +84,12 @@ async def run(settings: NotifierSettings) -> None:
         await heartbeat  # runs until this task is cancelled
     finally:
         # Shielded: the caller's cancellation must not cut the graceful stop short.
-        await asyncio.shield(_shutdown(broker, heartbeat, pool))
+        await asyncio.shield(_shutdown(broker, heartbeat, pool, notifier))
 
 
-async def _shutdown(broker: KafkaBroker, heartbeat: asyncio.Task | None, pool) -> None:
+async def _shutdown(broker: KafkaBroker, heartbeat: asyncio.Task | None, pool, notifier: Notifier) -> None:
     await broker.stop()  # waits for an in-flight handler, so its ledger commit and ack finish
+    await notifier.sender.close()  # QUIT the SMTP connections kept open between messages
     if heartbeat is not None:
         heartbeat.cancel()
         await asyncio.gather(heartbeat, return_exceptions=True)
