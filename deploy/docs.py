@@ -54,7 +54,7 @@ def asyncapi() -> dict[str, Any]:
     )
     notifier, _ = create_notifier(_settings(NotifierSettings))
     projector = create_projector(_settings(ProjectorSettings), pool=None)
-    spec = AsyncAPI(relay, notifier, projector, title="Porchlight", version="0.1.0",
+    spec = AsyncAPI(relay, notifier, *projector, title="Porchlight", version="0.1.0",
                     description="Topics of the Porchlight invitation and access service")
     return spec.to_specification().to_jsonable()
 

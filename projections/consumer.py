@@ -52,30 +52,21 @@ def create_projector(
     settings: ProjectorSettings,
     pool: asyncpg.Pool,
     stats: ProjectorStats | None = None,
-) -> KafkaBroker:
-    """The composition root: a broker whose two subscribers write through `pool`."""
+) -> list[KafkaBroker]:
+    """The composition root: one broker per consumer group, each writing through `pool`.
+
+    Each subscriber has its own group: sharing one group between consumers of different
+    topics makes every join or leave of either rebalance both. And each has its own broker,
+    so the two can be started together: a FastStream broker starts its subscribers one
+    after the other, and aiokafka's start waits for the group's first assignment, which
+    Tansu holds ~5 s (10 s for the projector to start instead of 5).
+    """
     stats = stats if stats is not None else ProjectorStats()
-    broker = KafkaBroker(
-        settings.kafka_bootstrap_servers,
-        client_id="porchlight-projector",
-        acks="all",  # for dead letters, the only thing the projector publishes
-        logger=broker_logger(),
-        # FastStream logs every message at INFO; per-message lines belong at DEBUG here.
-        log_level=logging.DEBUG,
-        description="Projects access events and delivery outcomes into the staff read models.",
-    )
-    broker.add_middleware(dead_letter_middleware(broker, settings.dlq_topic, consumer="projector"))
     subscriber_options = dict(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
-    # Each subscriber is its own Kafka consumer. Sharing one group between consumers of
-    # different topics makes every join or leave of either one rebalance both (on Tansu,
-    # which holds each first JoinGroup ~5 s, start took 14 s instead of 10 s), so
-    # deliveries get a group of their own, named after the projector's.
-    access_group = settings.projector_group_id
-    deliveries_group = f"{settings.projector_group_id}.deliveries"
 
     async def _apply(what: str, ident: object, apply, msg) -> None:
         try:
@@ -90,16 +81,37 @@ def create_projector(
         PROJECTED.labels("applied" if applied else "duplicate").inc()
         log.debug("%s %s %s", "applied" if applied else "already applied", what, ident)
 
-    @broker.subscriber(
-        settings.access_topic, group_id=access_group, title="projector.access", **subscriber_options
+    access = _broker(settings, "Projects access events into the staff status list.")
+
+    @access.subscriber(
+        settings.access_topic, group_id=settings.projector_group_id, title="projector.access", **subscriber_options
     )
     async def on_access_event(msg: AccessEventV1) -> None:
         await _apply(msg.type, msg.event_id, status_list.apply, msg)
 
-    @broker.subscriber(
-        settings.deliveries_topic, group_id=deliveries_group, title="projector.deliveries", **subscriber_options
+    outcomes = _broker(settings, "Projects delivery outcomes onto the accounts they concern.")
+
+    @outcomes.subscriber(
+        settings.deliveries_topic,
+        group_id=f"{settings.projector_group_id}.deliveries",
+        title="projector.deliveries",
+        **subscriber_options,
     )
     async def on_delivery(msg: DeliveryOutcomeV1) -> None:
         await _apply("delivery", f"{msg.delivery_id}#{msg.attempt}", deliveries.apply, msg)
 
+    return [access, outcomes]
+
+
+def _broker(settings: ProjectorSettings, description: str) -> KafkaBroker:
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id="porchlight-projector",
+        acks="all",  # for dead letters, the only thing the projector publishes
+        logger=broker_logger(),
+        # FastStream logs every message at INFO; per-message lines belong at DEBUG here.
+        log_level=logging.DEBUG,
+        description=description,
+    )
+    broker.add_middleware(dead_letter_middleware(broker, settings.dlq_topic, consumer="projector"))
     return broker

@@ -30,22 +30,22 @@ async def run(settings: ProjectorSettings) -> None:
     pool = await create_pool(settings.database_url)
     stats = ProjectorStats()
     try:
-        broker = create_projector(settings, pool, stats)
-        await broker.start()
-        log.info(
-            "projector consuming %s and %s as group %s into %s",
-            settings.access_topic,
-            settings.deliveries_topic,
-            settings.projector_group_id,
-            describe(settings.database_url),
-        )
+        brokers = create_projector(settings, pool, stats)
         try:
+            await asyncio.gather(*(broker.start() for broker in brokers))  # join both groups at once
+            log.info(
+                "projector consuming %s and %s as group %s into %s",
+                settings.access_topic,
+                settings.deliveries_topic,
+                settings.projector_group_id,
+                describe(settings.database_url),
+            )
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(run_heartbeat(pool, "projector"))
                 tasks.create_task(_log_summaries(stats))
         finally:
             # Waits for an in-flight handler (graceful_timeout), which still needs the pool.
-            await broker.stop()
+            await asyncio.gather(*(broker.stop() for broker in brokers))
             log.info("projector stopped: %d applied, %d duplicates skipped", stats.applied, stats.duplicates)
     finally:
         await pool.close()
