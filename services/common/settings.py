@@ -7,9 +7,9 @@ process at start instead of running with a guessable key.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts import topics
@@ -79,9 +79,18 @@ class NotifierSettings(CommonSettings, SecretKeySettings):
     smtp_timeout_seconds: float = 30.0
     # The envelope and From address; the display name is the workspace's sender name.
     mail_from: str = "portal@porchlight.localhost"
-    email_provider: str = "smtp"
+    email_provider: Literal["smtp", "postmark"] = Field("smtp", description="Which provider sends email")
     notifier_group_id: str = "porchlight-notifier"
     notifier_workers: int = Field(3, ge=1, le=64, description="Consumers in this process; useful up to the partition count")
+
+
+    @field_validator("email_provider")
+    @classmethod
+    def _provider_built(cls, value: str) -> str:
+        # Refuse rather than quietly send over SMTP when Postmark was asked for.
+        if value != "smtp":
+            raise ValueError(f"EMAIL_PROVIDER={value} is not available yet in this version; use smtp")
+        return value
 
 
 class ProjectorSettings(CommonSettings):
