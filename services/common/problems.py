@@ -84,8 +84,17 @@ BODY_ERRORS = {
 }
 
 
+# Portal paths carry claim and sign-in tokens, and problem bodies end up in client logs:
+# their problems never name the path as `instance`.
+TOKEN_PATHS = "/portal/"
+
+
+def instance_of(path: str) -> str | None:
+    return None if path.startswith(TOKEN_PATHS) else path
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
-    instance = request.url.path if request is not None else None
+    instance = instance_of(request.url.path) if request is not None else None
     return JSONResponse(problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers)
 
 

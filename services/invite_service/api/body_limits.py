@@ -13,10 +13,10 @@ an extra task and stream.
 
 from __future__ import annotations
 
-from fastapi.responses import JSONResponse
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.problems import PROBLEM_JSON, Problem
+from services.common.problems import Problem, problem_response
 
 JSON_TYPES = ("application/json", "application/problem+json")
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -82,12 +82,8 @@ class BodyLimits:
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, problem: Problem) -> None:
         # The rest of the body is not read: close the connection rather than leave it half-read.
-        # A portal path holds a token, which must not travel on into a client's logs as `instance`.
-        instance = scope["path"] if scope["path"].startswith("/v1/") else None
-        response = JSONResponse(
-            problem.body(instance), status_code=problem.status, media_type=PROBLEM_JSON, headers={"Connection": "close"}
-        )
-        await response(scope, receive, send)
+        problem.headers["Connection"] = "close"
+        await problem_response(problem, Request(scope))(scope, receive, send)
 
 
 def _replay(messages: list[Message], then: Receive) -> Receive:

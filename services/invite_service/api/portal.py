@@ -50,7 +50,7 @@ async def _refused(request: Request, access, ws: str) -> Response | None:
     if problem is None:
         return None
     if _wants_json(request):
-        return problem_response(problem)  # no `instance`: the path holds the token
+        return problem_response(problem, request)
     ctx = {"brand": await _brand(access, ws), "retry_after": problem.headers["Retry-After"]}
     return templates.TemplateResponse(request, "too_many_attempts.html", ctx, status_code=429, headers=problem.headers)
 
@@ -58,8 +58,7 @@ async def _refused(request: Request, access, ws: str) -> Response | None:
 async def _link_invalid(request: Request, access, ws: str) -> Response:
     await request.app.state.claim_failures.failed(_client(request))
     if _wants_json(request):
-        # No `instance`: the path holds the token, and problem bodies end up in client logs.
-        return problem_response(Problem(410, LinkInvalid.code, "Link invalid", LinkInvalid.detail))
+        return problem_response(Problem(410, LinkInvalid.code, "Link invalid", LinkInvalid.detail), request)
     ctx = {"brand": await _brand(access, ws)}
     return templates.TemplateResponse(request, "link_invalid.html", ctx, status_code=410)
 

@@ -29,8 +29,7 @@ class FailureLimiter:
 
     async def check(self, client: str) -> Problem | None:
         """The 429 to answer when `client` already failed too often in the last minute, else None.
-        Returned rather than raised: the portal renders it as a page or as JSON, and never with
-        the request path (it holds a token) as the problem's `instance`."""
+        Returned rather than raised: the portal renders it as a page or as JSON."""
         if await self._limiter.test(self._item, self._name, client):
             return None
         stats = await self._limiter.get_window_stats(self._item, self._name, client)
