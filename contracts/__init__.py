@@ -3,7 +3,7 @@
 Consumers import these and nothing else of another service. One module per topic.
 """
 
-from contracts.access import AccessEventV1, Actor
+from contracts.access import ENVELOPES, PAYLOADS, AccessEventV1, Actor, parse_access_event
 from contracts.deliveries import DeliveryOutcomeV1
 
-__all__ = ["AccessEventV1", "Actor", "DeliveryOutcomeV1"]
+__all__ = ["ENVELOPES", "PAYLOADS", "AccessEventV1", "Actor", "DeliveryOutcomeV1", "parse_access_event"]

@@ -1,8 +1,16 @@
 """`porchlight.access.v1`: every domain event of the write side, as the relay publishes it.
 
-The envelope is the same for every event type; `data` carries the event's own fields,
-which never include a secret (links and codes are derived from a nonce and a key that
-only Porchlight's processes hold).
+The envelope (`AccessEventV1`) is the same for every event type; `data` carries the
+event's own fields. Each event type has a typed payload model here and a typed envelope
+(`InviteSentV1`, ...) whose `data` is that model: producers build `data` from these
+models field by field, consumers validate against them. No payload ever holds a secret:
+links and codes are derived from a nonce and a key only Porchlight's processes hold.
+
+Within v1 every model ignores fields it does not know (producers may add, never remove
+or change), so a consumer that has not been upgraded yet keeps working. An event type a
+consumer does not know arrives as the plain `AccessEventV1` and is skipped, not refused.
+The relay also sends the type as the Kafka header `type`, so consumers can route a
+message without parsing its body.
 """
 
 from __future__ import annotations
@@ -11,16 +19,17 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
-# The event types consumers branch on. Adding a type is not a breaking change;
-# consumers must ignore types they do not know.
+# Event type names, as the write side records them.
 WORKSPACE_CREATED = "WorkspaceCreated"
 WORKSPACE_SETTINGS_CHANGED = "WorkspaceSettingsChanged"
 ACCOUNT_CREATED = "AccountCreated"
 ACCOUNT_ACTIVATED = "AccountActivated"
 INVITE_SENT = "InviteSent"
 TOKEN_CLAIMED = "TokenClaimed"
+
+TYPE_HEADER = "type"  # Kafka header with the event type, for routing without parsing
 
 # Namespace for event ids: uuid5(namespace, f"{aggregate_id}/{version}"), so the same
 # stored event always gets the same id however often the relay publishes it.
@@ -31,21 +40,117 @@ def event_id_for(aggregate_id: uuid.UUID, version: int) -> uuid.UUID:
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}/{version}")
 
 
-class Actor(BaseModel):
-    """Who caused an event: a staff member, the client, or the system (with a reason)."""
+class _Contract(BaseModel):
+    # Tolerant reader: fields added within v1 are ignored, never a reason to dead-letter.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+class Actor(_Contract):
+    """Who caused an event: a staff member, the client, or the system (with a reason)."""
 
     kind: Literal["staff", "client", "system"]
     id: str | None = Field(None, description="Staff user id (JWT `sub`) or portal account id", examples=["staff-42"])
     reason: str | None = Field(None, description="Why the system acted", examples=["first invoice share"])
 
 
-class AccessEventV1(BaseModel):
-    """One domain event, as published to `porchlight.access.v1`, keyed by account id."""
+# Payloads: one model per event type.
 
-    # Tolerant reader: adding a field is allowed within v1 (API.md), so a consumer that has
-    # not been upgraded yet must ignore it, not dead-letter every message that carries it.
+
+class Branding(_Contract):
+    """In a change, only the branding fields that changed are present."""
+
+    sender_name: str | None = Field(None, examples=["Pride Travelers"])
+    logo_url: str | None = Field(None, examples=["https://example.com/logo.png"])
+    brand_color: str | None = Field(None, description="#RRGGBB", examples=["#0B7A75"])
+
+    @model_serializer(mode="wrap")
+    def _only_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
+
+
+class WorkspaceSettings(_Contract):
+    """A workspace's portal settings. In a change, only the settings that changed are present."""
+
+    name: str | None = None
+    portal_enabled: bool | None = None
+    plan: str | None = Field(None, examples=["pro"])
+    auto_invite_on_first_share: bool | None = None
+    invite_ttl_hours: int | None = None
+    sign_in_method: str | None = Field(None, examples=["magic_link"])
+    branding: Branding | None = None
+    team_notify_email: str | None = None
+    roles: list[str] | None = None
+
+    @model_serializer(mode="wrap")
+    def _only_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A change names only what changed; `null` is a value (a cleared setting), absence is not.
+        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
+
+
+class WorkspaceCreated(_Contract):
+    slug: str = Field(examples=["pride-travelers"])
+    settings: WorkspaceSettings
+
+
+class WorkspaceSettingsChanged(_Contract):
+    changes: WorkspaceSettings = Field(description="Only the settings that changed, with their new values")
+
+
+class Resource(_Contract):
+    type: str = Field(examples=["trip"])
+    id: str = Field(examples=["T-1042"])
+
+
+class AccountCreated(_Contract):
+    workspace: str
+    email: str = Field(description="Normalised (lower-case) address", examples=["ana@example.com"])
+    name: str | None = None
+    role: str = Field(examples=["customer"])
+    company: str | None = None
+    phone: str | None = Field(None, description="E.164", examples=["+14155550123"])
+    contact_id: str | None = None
+    resources: list[Resource] = Field(default_factory=list)
+    invitation_id: uuid.UUID = Field(description="The invitation sent with the account")
+
+
+class AccountActivated(_Contract):
+    invitation_id: uuid.UUID = Field(description="The invitation whose claim activated the account")
+
+
+class Sender(_Contract):
+    """What an invitation is sent as, recorded on it for the email and for audit."""
+
+    workspace_name: str = Field(examples=["Pride Travelers"])
+    sender_name: str = Field(examples=["Pride Travelers"])
+    logo_url: str | None = None
+    brand_color: str | None = Field(None, description="#RRGGBB", examples=["#0B7A75"])
+
+
+class InviteSent(_Contract):
+    workspace: str
+    account_id: uuid.UUID
+    email: str = Field(examples=["ana@example.com"])
+    name: str | None = Field(None, description="Staff may invite by email alone")
+    nonce: str = Field(description="Not a secret: the link is an HMAC over it with a key that never leaves Porchlight")
+    expires_at: datetime
+    channels: list[str] = Field(default_factory=lambda: ["email"], examples=[["email", "sms"]])
+    method: str = Field("manual", description="`manual` or `auto_on_share`")
+    sender: Sender
+
+
+class TokenClaimed(_Contract):
+    at: datetime = Field(description="When the link was claimed")
+
+
+# The envelope.
+
+
+class AccessEventV1(BaseModel):
+    """One domain event, as published to `porchlight.access.v1`, keyed by account id.
+
+    `data` is the event's payload as a mapping; the typed envelopes below give its model.
+    """
+
     model_config = ConfigDict(extra="ignore")
 
     schema_version: Literal[1] = 1
@@ -60,9 +165,69 @@ class AccessEventV1(BaseModel):
     position: int = Field(ge=1, description="Position in the event store's notification log")
     occurred_at: datetime
     actor: Actor
-    data: dict[str, Any] = Field(default_factory=dict, description="The event's own fields; never a secret")
+    data: Any = Field(default_factory=dict, description="The event's own fields; never a secret")
 
     @property
     def key(self) -> bytes:
         """Kafka key: the account id keeps one account's events in order on one partition."""
         return str(self.account_id or self.aggregate_id).encode()
+
+
+class WorkspaceCreatedV1(AccessEventV1):
+    type: Literal["WorkspaceCreated"] = WORKSPACE_CREATED
+    data: WorkspaceCreated
+
+
+class WorkspaceSettingsChangedV1(AccessEventV1):
+    type: Literal["WorkspaceSettingsChanged"] = WORKSPACE_SETTINGS_CHANGED
+    data: WorkspaceSettingsChanged
+
+
+class AccountCreatedV1(AccessEventV1):
+    type: Literal["AccountCreated"] = ACCOUNT_CREATED
+    data: AccountCreated
+
+
+class AccountActivatedV1(AccessEventV1):
+    type: Literal["AccountActivated"] = ACCOUNT_ACTIVATED
+    data: AccountActivated
+
+
+class InviteSentV1(AccessEventV1):
+    type: Literal["InviteSent"] = INVITE_SENT
+    data: InviteSent
+
+
+class TokenClaimedV1(AccessEventV1):
+    type: Literal["TokenClaimed"] = TOKEN_CLAIMED
+    data: TokenClaimed
+
+
+# Event type → its typed envelope. A new event type is a payload model, an envelope and a line here.
+ENVELOPES: dict[str, type[AccessEventV1]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (
+        WorkspaceCreatedV1,
+        WorkspaceSettingsChangedV1,
+        AccountCreatedV1,
+        AccountActivatedV1,
+        InviteSentV1,
+        TokenClaimedV1,
+    )
+}
+PAYLOADS: dict[str, type[BaseModel]] = {name: cls.model_fields["data"].annotation for name, cls in ENVELOPES.items()}
+
+
+def parse_access_event(raw: bytes | str | dict[str, Any]) -> AccessEventV1:
+    """The typed envelope for a known type (its `data` validated), the plain one otherwise.
+
+    Raises pydantic's ValidationError for a message that is not a v1 access event, or a
+    known type whose payload does not match its model: both are for the dead-letter topic.
+    """
+    generic = (
+        AccessEventV1.model_validate(raw) if isinstance(raw, dict) else AccessEventV1.model_validate_json(raw)
+    )
+    typed = ENVELOPES.get(generic.type)
+    if typed is None:
+        return generic
+    return typed.model_validate(generic.model_dump(mode="python"))

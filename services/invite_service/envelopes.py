@@ -1,8 +1,10 @@
-"""Stored domain events → `contracts.AccessEventV1`, the only shape that leaves this service.
+"""Stored domain events → typed `contracts.access` envelopes, the only shape that leaves this service.
 
-Each event's own fields go in `data`, explicitly; the library's bookkeeping attributes do
-not (never `asdict(event)` on the wire). Ids are derived from (aggregate, version), so a
-re-published event carries the same `event_id` and consumers can drop the repeat.
+`data` is built from the event type's payload model in `contracts`, field by field: an
+attribute the contract does not name never reaches the wire (never `asdict(event)`), and
+an event type without a contract fails here, loudly, instead of publishing an untyped
+payload. Ids are derived from (aggregate, version), so a re-published event carries the
+same `event_id` and consumers can drop the repeat.
 
 Later events of an aggregate (an activation, a claim) don't repeat which workspace and
 account they belong to; `Origins` finds that out from the aggregate's first event.
@@ -15,26 +17,31 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from contracts.access import AccessEventV1, Actor, event_id_for
-
-# Attributes the library adds to every event; the envelope carries them in its own fields.
-_BOOKKEEPING = {"originator_id", "originator_version", "timestamp", "originator_topic", "actor"}
+from contracts.access import ENVELOPES, PAYLOADS, AccessEventV1, Actor, event_id_for
 
 Origin = tuple[str, UUID | None]  # (workspace slug, account id or None for workspace events)
 
 
+class NoContract(LookupError):
+    """A domain event type with no payload model in `contracts.access`: add one before publishing it."""
+
+
 def event_data(event: Any) -> dict[str, Any]:
-    return {k: v for k, v in event.__dict__.items() if k not in _BOOKKEEPING}
+    """The event's fields its contract names, and only those."""
+    name = type(event).__name__
+    payload = PAYLOADS.get(name)
+    if payload is None:
+        raise NoContract(f"event type {name} has no payload model in contracts.access")
+    return {field: getattr(event, field) for field in payload.model_fields if hasattr(event, field)}
 
 
 def origin_of_created(event: Any) -> Origin:
     """Workspace and account of an aggregate, read from its first event."""
-    data = event_data(event)
-    if "slug" in data:  # WorkspaceCreated
-        return data["slug"], None
-    if "account_id" in data:  # InviteSent: an invitation belongs to an account
-        return data["workspace"], data["account_id"]
-    return data["workspace"], event.originator_id  # AccountCreated
+    if hasattr(event, "slug"):  # WorkspaceCreated
+        return event.slug, None
+    if hasattr(event, "account_id"):  # InviteSent: an invitation belongs to an account
+        return event.workspace, event.account_id
+    return event.workspace, event.originator_id  # AccountCreated
 
 
 class Origins:
@@ -59,15 +66,15 @@ class Origins:
 
 def to_envelope(event: Any, position: int, origin: Origin) -> AccessEventV1:
     workspace, account_id = origin
-    return AccessEventV1(
+    name = type(event).__name__
+    return ENVELOPES[name](
         event_id=event_id_for(event.originator_id, event.originator_version),
-        type=type(event).__name__,
         workspace=workspace,
         account_id=account_id,
         aggregate_id=event.originator_id,
         aggregate_version=event.originator_version,
         position=position,
         occurred_at=event.timestamp,
-        actor=Actor(**event.actor),
+        actor=Actor.model_validate(event.actor),
         data=event_data(event),
     )
