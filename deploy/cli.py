@@ -24,8 +24,13 @@ def _settings(cls):
     try:
         return cls()
     except ValidationError as exc:
-        missing = ", ".join(str(e["loc"][0]).upper() for e in exc.errors())
-        typer.secho(f"Configuration error ({missing}):\n{exc}", fg="red", err=True)
+        # The variable and the rule only: pydantic's own message repeats the input, which
+        # for a too-short secret is the secret itself.
+        problems = [
+            f"  {str(e['loc'][0]).upper() if e['loc'] else cls.__name__}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        typer.secho("Configuration error:\n" + "\n".join(problems), fg="red", err=True)
         raise typer.Exit(2) from None
 
 
