@@ -15,6 +15,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,9 +33,21 @@ def _secrets(data_dir: Path) -> dict[str, str]:
     stored = json.loads(path.read_text()) if path.exists() else {}
     for name in ("PORCHLIGHT_SECRET_KEY", "STAFF_JWT_SECRET"):
         stored.setdefault(name, secrets.token_hex(32))
-    path.write_text(json.dumps(stored, indent=2))
-    path.chmod(0o600)
+    _write_private(path, json.dumps(stored, indent=2))
     return {k: os.environ.get(k) or v for k, v in stored.items()}
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only at every moment: mkstemp creates the
+    file 0600 whatever the umask, and the rename swaps it in whole."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def _say(message: str) -> None:
