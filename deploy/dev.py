@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from deploy import embedded
+from deploy.supervisor import Supervisor
 
 SERVICES = ("api", "relay", "notifier", "projector")
 DEMO_WORKSPACE = "demo"
@@ -59,7 +60,7 @@ class DevStack:
         self.port = port
         self.data_dir = data_dir.resolve()
         self.env: dict[str, str] = {}
-        self.children: dict[str, subprocess.Popen] = {}
+        self.supervisor = Supervisor(say=_say)
         self._postgres = self._tansu = self._sink = None
         self.outbox_url: str | None = None
 
@@ -110,12 +111,14 @@ class DevStack:
     def start_services(self) -> None:
         for name in SERVICES:
             args = [sys.executable, "-m", "deploy.cli", name]
+            first_args = args
             if name == "relay" and self._tansu is not None:
                 # The embedded broker keeps nothing across restarts, so what the relay sent
                 # last time may never have reached the notifier or projector. Re-publish the
-                # log; their ledgers skip what they already handled.
-                args.append("--from-beginning")
-            self.children[name] = subprocess.Popen(args, env=self.env, start_new_session=True)
+                # log; their ledgers skip what they already handled. A relay restarted after a
+                # crash meets the same broker, so it goes on from its stored position.
+                first_args = [*args, "--from-beginning"]
+            self.supervisor.start(name, first_args, dict(self.env), restart_args=args)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -132,9 +135,10 @@ class DevStack:
         raise RuntimeError(f"not ready after {timeout}s: {last.text if last is not None else 'API not answering'}")
 
     def check_children(self) -> None:
-        for name, child in self.children.items():
-            if child.poll() is not None:
-                raise RuntimeError(f"{name} exited with status {child.returncode}")
+        """Before the stack is ready, a child that exits is a setup problem: stop and say which."""
+        exited = self.supervisor.first_exit()
+        if exited:
+            raise RuntimeError(exited)
 
     def seed_demo(self) -> str:
         """A demo workspace on the Pro plan and an owner token for it, for the README walk-through."""
@@ -158,15 +162,7 @@ class DevStack:
         return token
 
     def stop(self) -> None:
-        for child in self.children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for name, child in self.children.items():
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                _say(f"{name} did not stop in time; killing it")
-                child.kill()
+        self.supervisor.stop()
         if self._sink:
             self._sink.stop()
         if self._tansu:
@@ -205,8 +201,8 @@ def run_dev(port: int, data_dir: Path) -> int:
             flush=True,
         )
         while not stopping:
-            stack.check_children()
-            time.sleep(0.5)
+            stack.supervisor.check()  # restarts a crashed process; the others keep serving
+            time.sleep(0.2)
         return 0
     except (RuntimeError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
         _say(f"failed: {exc}")
