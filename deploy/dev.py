@@ -141,23 +141,29 @@ class DevStack:
             raise RuntimeError(exited)
 
     def seed_demo(self) -> str:
-        """A demo workspace on the Pro plan and an owner token for it, for the README walk-through."""
+        """A demo workspace on the Pro plan and an owner token for it, for the README walk-through.
+        The workspace is created once: a restart must not undo a person's renaming or recolouring."""
         from services.common.staff_auth import make_staff_token
 
         token = make_staff_token(self.env["STAFF_JWT_SECRET"], sub="demo-owner", ws=DEMO_WORKSPACE, role="owner", ttl_seconds=30 * 24 * 3600)
-        httpx.put(
-            f"http://127.0.0.1:{self.port}/v1/workspaces/{DEMO_WORKSPACE}",
-            headers={"Authorization": f"Bearer {token}"},
-            json={"name": "Demo Travel Co", "plan": "pro", "portal_enabled": True,
-                  "branding": {"sender_name": "Demo Travel Co", "brand_color": "#0B7A75"}},
-            timeout=10,
-        ).raise_for_status()
-        (self.data_dir / "staff-token").write_text(token + "\n")
+        url = f"http://127.0.0.1:{self.port}/v1/workspaces/{DEMO_WORKSPACE}"
+        auth = {"Authorization": f"Bearer {token}"}
+        existing = httpx.get(url, headers=auth, timeout=10)
+        if existing.status_code == 404:
+            httpx.put(
+                url, headers=auth, timeout=10,
+                json={"name": "Demo Travel Co", "plan": "pro", "portal_enabled": True,
+                      "branding": {"sender_name": "Demo Travel Co", "brand_color": "#0B7A75"}},
+            ).raise_for_status()
+        else:
+            existing.raise_for_status()
+        _write_private(self.data_dir / "staff-token", token + "\n")
         # For the walk-through: `source .porchlight/dev.env` in another terminal.
-        (self.data_dir / "dev.env").write_text(
+        _write_private(
+            self.data_dir / "dev.env",
             f"BASE_URL=http://127.0.0.1:{self.port}\n"
             f"OUTBOX_URL={(self.outbox_url or '').rstrip('/')}\n"
-            f"STAFF_TOKEN={token}\n"
+            f"STAFF_TOKEN={token}\n",
         )
         return token
 
@@ -194,7 +200,7 @@ def run_dev(port: int, data_dir: Path) -> int:
         print(
             f"\n  API          {base}  (docs {base}/docs)\n"
             f"  Outbox       {stack.outbox_url or 'SMTP_HOST=' + stack.env['SMTP_HOST']}\n"
-            f"  Workspace    {DEMO_WORKSPACE} (Pro, portal on)\n"
+            f"  Workspace    {DEMO_WORKSPACE} (created on the Pro plan, portal on; your changes are kept)\n"
             f"  Staff token  {token}\n"
             f"               (also in {stack.data_dir / 'staff-token'})\n\n"
             "  Ctrl-C stops everything; data stays in the data dir.\n",

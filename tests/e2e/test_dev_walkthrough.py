@@ -1,5 +1,5 @@
 """`porchlight dev` from nothing, the README walk-through against it, Ctrl-C, a restart that
-keeps the data, and a crashed process coming back."""
+keeps the data and a person's settings, and a crashed process coming back."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def dev_env(data_dir: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in shlex.split((data_dir / "dev.env").read_text()))
 
 
-def test_dev_runs_the_walkthrough_stops_cleanly_and_keeps_data(tmp_path):
+def test_dev_runs_the_walkthrough_stops_cleanly_and_keeps_data_and_settings(tmp_path):
     data_dir = tmp_path / "data"
     port = embedded.free_port()
     dev = DevProcess(data_dir, port)
@@ -97,8 +97,14 @@ def test_dev_runs_the_walkthrough_stops_cleanly_and_keeps_data(tmp_path):
         assert '"status":"pending"' in out and "GET link: 200" in out
         assert '"status":"active"' in out and "That link is no longer valid." in out
         email = re.search(r'"email":"([^"]+)"', out.splitlines()[-1]).group(1)
-        outbox = httpx.get(dict(line.split("=", 1) for line in (data_dir / "dev.env").read_text().split())["OUTBOX_URL"] + "/")
+        settings = dev_env(data_dir)
+        outbox = httpx.get(settings["OUTBOX_URL"] + "/")
         assert email in outbox.text
+
+        # A person renames the demo workspace and changes its colour.
+        staff = {"Authorization": f"Bearer {settings['STAFF_TOKEN']}"}
+        renamed = {"name": "Lima Charters", "branding": {"brand_color": "#AA3300"}}
+        httpx.put(f"{settings['BASE_URL']}/v1/workspaces/demo", json=renamed, headers=staff).raise_for_status()
 
         # A second one on the same data dir refuses at once, and leaves the first one running.
         second = DevProcess(data_dir, embedded.free_port())
@@ -115,7 +121,11 @@ def test_dev_runs_the_walkthrough_stops_cleanly_and_keeps_data(tmp_path):
     again = DevProcess(data_dir, port)
     try:
         again.wait_ready()
-        settings = dict(line.split("=", 1) for line in (data_dir / "dev.env").read_text().split())
+        settings = dev_env(data_dir)
+        # The restart kept the person's settings rather than seeding the demo again.
+        workspace = httpx.get(f"{settings['BASE_URL']}/v1/workspaces/demo", headers={"Authorization": f"Bearer {settings['STAFF_TOKEN']}"}).json()
+        assert workspace["name"] == "Lima Charters" and workspace["branding"]["brand_color"] == "#AA3300"
+        assert workspace["plan"] == "pro"
         response = httpx.get(
             f"{settings['BASE_URL']}/v1/workspaces/demo/accounts",
             params={"email": email}, headers={"Authorization": f"Bearer {settings['STAFF_TOKEN']}"},
