@@ -12,12 +12,14 @@ import fcntl
 import json
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -51,6 +53,13 @@ def _write_private(path: Path, text: str) -> None:
         raise
 
 
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
 def _say(message: str) -> None:
     print(f"porchlight dev | {message}", flush=True)
 
@@ -61,6 +70,7 @@ class DevStack:
         self.data_dir = data_dir.resolve()
         self.env: dict[str, str] = {}
         self.supervisor = Supervisor(say=_say)
+        self.metrics_urls: dict[str, str] = {}
         self._postgres = self._tansu = self._sink = None
         self.outbox_url: str | None = None
 
@@ -111,6 +121,15 @@ class DevStack:
     def start_services(self) -> None:
         for name in SERVICES:
             args = [sys.executable, "-m", "deploy.cli", name]
+            env = dict(self.env)
+            if name == "api":
+                env.pop("METRICS_PORT", None)  # the API serves /metrics on its own port
+                self.metrics_urls[name] = f"http://127.0.0.1:{self.port}/metrics"
+            else:
+                # Each background process serves its own series; a restart keeps the address.
+                metrics_port = embedded.free_port()
+                env["METRICS_PORT"] = str(metrics_port)
+                self.metrics_urls[name] = f"http://127.0.0.1:{metrics_port}/metrics"
             first_args = args
             if name == "relay" and self._tansu is not None:
                 # The embedded broker keeps nothing across restarts, so what the relay sent
@@ -118,7 +137,7 @@ class DevStack:
                 # log; their ledgers skip what they already handled. A relay restarted after a
                 # crash meets the same broker, so it goes on from its stored position.
                 first_args = [*args, "--from-beginning"]
-            self.supervisor.start(name, first_args, dict(self.env), restart_args=args)
+            self.supervisor.start(name, first_args, env, restart_args=args)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -158,14 +177,45 @@ class DevStack:
         else:
             existing.raise_for_status()
         _write_private(self.data_dir / "staff-token", token + "\n")
-        # For the walk-through: `source .porchlight/dev.env` in another terminal.
-        _write_private(
-            self.data_dir / "dev.env",
-            f"BASE_URL=http://127.0.0.1:{self.port}\n"
-            f"OUTBOX_URL={(self.outbox_url or '').rstrip('/')}\n"
-            f"STAFF_TOKEN={token}\n",
-        )
         return token
+
+    def addresses(self, token: str) -> dict[str, str]:
+        """What another terminal needs, as `dev.env` variables (`source .porchlight/dev.env`)."""
+        return {
+            "BASE_URL": f"http://127.0.0.1:{self.port}",
+            "OUTBOX_URL": (self.outbox_url or "").rstrip("/"),
+            "STAFF_TOKEN": token,
+            "DATABASE_URL": self.env["DATABASE_URL"],
+            "KAFKA_BOOTSTRAP_SERVERS": self.env["KAFKA_BOOTSTRAP_SERVERS"],
+            **{f"METRICS_{name.upper()}": url for name, url in self.metrics_urls.items()},
+        }
+
+    def write_dev_env(self, token: str) -> None:
+        lines = (f"{name}={shlex.quote(value)}" for name, value in self.addresses(token).items())
+        _write_private(self.data_dir / "dev.env", "\n".join(lines) + "\n")
+
+    def banner(self, token: str) -> str:
+        base = f"http://127.0.0.1:{self.port}"
+        if self._postgres:
+            database = f"{self.env['DATABASE_URL']}  (embedded)"
+        else:
+            database = _without_password(self.env["DATABASE_URL"])
+        if self._tansu:
+            broker = f"{self.env['KAFKA_BOOTSTRAP_SERVERS']}  (embedded, memory only: empty after a restart)"
+        else:
+            broker = self.env["KAFKA_BOOTSTRAP_SERVERS"]
+        metrics = "\n".join(f"               {name:<10} {url}" for name, url in self.metrics_urls.items())
+        return (
+            f"\n  API          {base}  (docs {base}/docs)\n"
+            f"  Outbox       {self.outbox_url or 'SMTP_HOST=' + self.env['SMTP_HOST']}\n"
+            f"  PostgreSQL   {database}\n"
+            f"  Kafka        {broker}\n"
+            f"  Metrics\n{metrics}\n"
+            f"  Workspace    {DEMO_WORKSPACE} (created on the Pro plan, portal on; your changes are kept)\n"
+            f"  Staff token  {token}\n"
+            f"               (all of this is in {self.data_dir / 'dev.env'})\n\n"
+            "  Ctrl-C stops everything; data stays in the data dir.\n"
+        )
 
     def stop(self) -> None:
         self.supervisor.stop()
@@ -195,17 +245,9 @@ def run_dev(port: int, data_dir: Path) -> int:
         stack.start_services()
         stack.wait_ready()
         token = stack.seed_demo()
-        base = f"http://127.0.0.1:{port}"
+        stack.write_dev_env(token)
         _say(f"ready in {time.monotonic() - started:.1f}s")
-        print(
-            f"\n  API          {base}  (docs {base}/docs)\n"
-            f"  Outbox       {stack.outbox_url or 'SMTP_HOST=' + stack.env['SMTP_HOST']}\n"
-            f"  Workspace    {DEMO_WORKSPACE} (created on the Pro plan, portal on; your changes are kept)\n"
-            f"  Staff token  {token}\n"
-            f"               (also in {stack.data_dir / 'staff-token'})\n\n"
-            "  Ctrl-C stops everything; data stays in the data dir.\n",
-            flush=True,
-        )
+        print(stack.banner(token), flush=True)
         while not stopping:
             stack.supervisor.check()  # restarts a crashed process; the others keep serving
             time.sleep(0.2)

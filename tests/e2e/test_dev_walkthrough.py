@@ -1,5 +1,6 @@
 """`porchlight dev` from nothing, the README walk-through against it, Ctrl-C, a restart that
-keeps the data and a person's settings, and a crashed process coming back."""
+keeps the data and a person's settings, a crashed process coming back, and each process's
+metrics."""
 
 from __future__ import annotations
 
@@ -101,6 +102,12 @@ def test_dev_runs_the_walkthrough_stops_cleanly_and_keeps_data_and_settings(tmp_
         outbox = httpx.get(settings["OUTBOX_URL"] + "/")
         assert email in outbox.text
 
+        # Where everything is, in the banner and dev.env: the broker and each process's metrics too.
+        assert settings["KAFKA_BOOTSTRAP_SERVERS"] in dev.output and "memory only" in dev.output
+        for service in ("API", "RELAY", "NOTIFIER", "PROJECTOR"):
+            assert settings[f"METRICS_{service}"] in dev.output
+        assert settings["DATABASE_URL"].startswith("postgresql://")
+
         # A person renames the demo workspace and changes its colour.
         staff = {"Authorization": f"Bearer {settings['STAFF_TOKEN']}"}
         renamed = {"name": "Lima Charters", "branding": {"brand_color": "#AA3300"}}
@@ -200,3 +207,24 @@ def test_a_killed_relay_and_notifier_come_back_and_the_api_keeps_serving(running
     email = _invite(settings)
     wait_until(lambda: _emails_to(settings, email), timeout=30, what=f"the email to {email}")
     assert dev.proc.poll() is None
+
+
+def test_each_process_serves_its_own_metrics(running_dev):
+    dev, settings = running_dev
+    email = _invite(settings)
+    wait_until(lambda: _emails_to(settings, email), timeout=30, what=f"the email to {email}")
+
+    api = httpx.get(settings["METRICS_API"]).text
+    assert "porchlight_invites_total" in api
+    for foreign in ("porchlight_relay_", "porchlight_deliveries_", "porchlight_projected_"):
+        assert foreign not in api
+
+    def counted(url: str, series: str) -> bool:
+        text = httpx.get(url).text
+        return any(line.startswith(series) and float(line.split()[-1]) >= 1 for line in text.splitlines())
+
+    wait_until(lambda: counted(settings["METRICS_RELAY"], "porchlight_relay_published_total"), what="relay metrics")
+    wait_until(lambda: counted(settings["METRICS_NOTIFIER"], "porchlight_deliveries_total"), what="notifier metrics")
+    wait_until(lambda: counted(settings["METRICS_PROJECTOR"], "porchlight_projected_total"), what="projector metrics")
+    relay = httpx.get(settings["METRICS_RELAY"]).text
+    assert "porchlight_invites_total" not in relay and "porchlight_deliveries_" not in relay
