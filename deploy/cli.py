@@ -24,16 +24,22 @@ def _settings(cls):
     try:
         return cls()
     except ValidationError as exc:
-        missing = ", ".join(str(e["loc"][0]).upper() for e in exc.errors())
-        typer.secho(f"Configuration error ({missing}):\n{exc}", fg="red", err=True)
+        # The variable and the rule only: pydantic's own message repeats the input, which
+        # for a too-short secret is the secret itself.
+        problems = [
+            f"  {str(e['loc'][0]).upper() if e['loc'] else cls.__name__}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        typer.secho("Configuration error:\n" + "\n".join(problems), fg="red", err=True)
         raise typer.Exit(2) from None
 
 
 def _logging(settings, process: str) -> None:
     from services.common.logging import configure_logging
-    from services.common.metrics import serve_if_configured
+    from services.common.metrics import serve_if_configured, serve_only
 
     configure_logging(settings.log_level, settings.log_format, process)
+    serve_only(process)
     if process != "api":  # the API serves /metrics itself
         serve_if_configured(settings.metrics_port)
 

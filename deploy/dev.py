@@ -12,15 +12,19 @@ import fcntl
 import json
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 from deploy import embedded
+from deploy.supervisor import Supervisor
 
 SERVICES = ("api", "relay", "notifier", "projector")
 DEMO_WORKSPACE = "demo"
@@ -32,9 +36,28 @@ def _secrets(data_dir: Path) -> dict[str, str]:
     stored = json.loads(path.read_text()) if path.exists() else {}
     for name in ("PORCHLIGHT_SECRET_KEY", "STAFF_JWT_SECRET"):
         stored.setdefault(name, secrets.token_hex(32))
-    path.write_text(json.dumps(stored, indent=2))
-    path.chmod(0o600)
+    _write_private(path, json.dumps(stored, indent=2))
     return {k: os.environ.get(k) or v for k, v in stored.items()}
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` readable by its owner only at every moment: mkstemp creates the
+    file 0600 whatever the umask, and the rename swaps it in whole."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 def _say(message: str) -> None:
@@ -46,7 +69,8 @@ class DevStack:
         self.port = port
         self.data_dir = data_dir.resolve()
         self.env: dict[str, str] = {}
-        self.children: dict[str, subprocess.Popen] = {}
+        self.supervisor = Supervisor(say=_say)
+        self.metrics_urls: dict[str, str] = {}
         self._postgres = self._tansu = self._sink = None
         self.outbox_url: str | None = None
 
@@ -97,12 +121,23 @@ class DevStack:
     def start_services(self) -> None:
         for name in SERVICES:
             args = [sys.executable, "-m", "deploy.cli", name]
+            env = dict(self.env)
+            if name == "api":
+                env.pop("METRICS_PORT", None)  # the API serves /metrics on its own port
+                self.metrics_urls[name] = f"http://127.0.0.1:{self.port}/metrics"
+            else:
+                # Each background process serves its own series; a restart keeps the address.
+                metrics_port = embedded.free_port()
+                env["METRICS_PORT"] = str(metrics_port)
+                self.metrics_urls[name] = f"http://127.0.0.1:{metrics_port}/metrics"
+            first_args = args
             if name == "relay" and self._tansu is not None:
                 # The embedded broker keeps nothing across restarts, so what the relay sent
                 # last time may never have reached the notifier or projector. Re-publish the
-                # log; their ledgers skip what they already handled.
-                args.append("--from-beginning")
-            self.children[name] = subprocess.Popen(args, env=self.env, start_new_session=True)
+                # log; their ledgers skip what they already handled. A relay restarted after a
+                # crash meets the same broker, so it goes on from its stored position.
+                first_args = [*args, "--from-beginning"]
+            self.supervisor.start(name, first_args, env, restart_args=args)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -119,41 +154,71 @@ class DevStack:
         raise RuntimeError(f"not ready after {timeout}s: {last.text if last is not None else 'API not answering'}")
 
     def check_children(self) -> None:
-        for name, child in self.children.items():
-            if child.poll() is not None:
-                raise RuntimeError(f"{name} exited with status {child.returncode}")
+        """Before the stack is ready, a child that exits is a setup problem: stop and say which."""
+        exited = self.supervisor.first_exit()
+        if exited:
+            raise RuntimeError(exited)
 
     def seed_demo(self) -> str:
-        """A demo workspace on the Pro plan and an owner token for it, for the README walk-through."""
+        """A demo workspace on the Pro plan and an owner token for it, for the README walk-through.
+        The workspace is created once: a restart must not undo a person's renaming or recolouring."""
         from services.common.staff_auth import make_staff_token
 
         token = make_staff_token(self.env["STAFF_JWT_SECRET"], sub="demo-owner", ws=DEMO_WORKSPACE, role="owner", ttl_seconds=30 * 24 * 3600)
-        httpx.put(
-            f"http://127.0.0.1:{self.port}/v1/workspaces/{DEMO_WORKSPACE}",
-            headers={"Authorization": f"Bearer {token}"},
-            json={"name": "Demo Travel Co", "plan": "pro", "portal_enabled": True,
-                  "branding": {"sender_name": "Demo Travel Co", "brand_color": "#0B7A75"}},
-            timeout=10,
-        ).raise_for_status()
-        (self.data_dir / "staff-token").write_text(token + "\n")
-        # For the walk-through: `source .porchlight/dev.env` in another terminal.
-        (self.data_dir / "dev.env").write_text(
-            f"BASE_URL=http://127.0.0.1:{self.port}\n"
-            f"OUTBOX_URL={(self.outbox_url or '').rstrip('/')}\n"
-            f"STAFF_TOKEN={token}\n"
-        )
+        url = f"http://127.0.0.1:{self.port}/v1/workspaces/{DEMO_WORKSPACE}"
+        auth = {"Authorization": f"Bearer {token}"}
+        existing = httpx.get(url, headers=auth, timeout=10)
+        if existing.status_code == 404:
+            httpx.put(
+                url, headers=auth, timeout=10,
+                json={"name": "Demo Travel Co", "plan": "pro", "portal_enabled": True,
+                      "branding": {"sender_name": "Demo Travel Co", "brand_color": "#0B7A75"}},
+            ).raise_for_status()
+        else:
+            existing.raise_for_status()
+        _write_private(self.data_dir / "staff-token", token + "\n")
         return token
 
+    def addresses(self, token: str) -> dict[str, str]:
+        """What another terminal needs, as `dev.env` variables (`source .porchlight/dev.env`)."""
+        return {
+            "BASE_URL": f"http://127.0.0.1:{self.port}",
+            "OUTBOX_URL": (self.outbox_url or "").rstrip("/"),
+            "STAFF_TOKEN": token,
+            "DATABASE_URL": self.env["DATABASE_URL"],
+            "KAFKA_BOOTSTRAP_SERVERS": self.env["KAFKA_BOOTSTRAP_SERVERS"],
+            **{f"METRICS_{name.upper()}": url for name, url in self.metrics_urls.items()},
+        }
+
+    def write_dev_env(self, token: str) -> None:
+        lines = (f"{name}={shlex.quote(value)}" for name, value in self.addresses(token).items())
+        _write_private(self.data_dir / "dev.env", "\n".join(lines) + "\n")
+
+    def banner(self, token: str) -> str:
+        base = f"http://127.0.0.1:{self.port}"
+        if self._postgres:
+            database = f"{self.env['DATABASE_URL']}  (embedded)"
+        else:
+            database = _without_password(self.env["DATABASE_URL"])
+        if self._tansu:
+            broker = f"{self.env['KAFKA_BOOTSTRAP_SERVERS']}  (embedded, memory only: empty after a restart)"
+        else:
+            broker = self.env["KAFKA_BOOTSTRAP_SERVERS"]
+        metrics = "\n".join(f"               {name:<10} {url}" for name, url in self.metrics_urls.items())
+        return (
+            f"\n  API          {base}  (docs {base}/docs)\n"
+            f"  Outbox       {self.outbox_url or 'SMTP_HOST=' + self.env['SMTP_HOST']}\n"
+            f"  PostgreSQL   {database}\n"
+            f"  Kafka        {broker}\n"
+            f"  Metrics\n{metrics}\n"
+            f"  Workspace    {DEMO_WORKSPACE} (created on the Pro plan, portal on; your changes are kept)\n"
+            f"  Staff token  {token}\n"
+            f"               (all of this is in {self.data_dir / 'dev.env'})\n\n"
+            "  Ctrl-C stops everything; data stays in the data dir.\n"
+        )
+
     def stop(self) -> None:
-        for child in self.children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for name, child in self.children.items():
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                _say(f"{name} did not stop in time; killing it")
-                child.kill()
+        self.supervisor.stop()
         if self._sink:
             self._sink.stop()
         if self._tansu:
@@ -180,20 +245,12 @@ def run_dev(port: int, data_dir: Path) -> int:
         stack.start_services()
         stack.wait_ready()
         token = stack.seed_demo()
-        base = f"http://127.0.0.1:{port}"
+        stack.write_dev_env(token)
         _say(f"ready in {time.monotonic() - started:.1f}s")
-        print(
-            f"\n  API          {base}  (docs {base}/docs)\n"
-            f"  Outbox       {stack.outbox_url or 'SMTP_HOST=' + stack.env['SMTP_HOST']}\n"
-            f"  Workspace    {DEMO_WORKSPACE} (Pro, portal on)\n"
-            f"  Staff token  {token}\n"
-            f"               (also in {stack.data_dir / 'staff-token'})\n\n"
-            "  Ctrl-C stops everything; data stays in the data dir.\n",
-            flush=True,
-        )
+        print(stack.banner(token), flush=True)
         while not stopping:
-            stack.check_children()
-            time.sleep(0.5)
+            stack.supervisor.check()  # restarts a crashed process; the others keep serving
+            time.sleep(0.2)
         return 0
     except (RuntimeError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
         _say(f"failed: {exc}")

@@ -1,9 +1,14 @@
 """Prometheus metrics. The API serves them at /metrics; a background process serves them
-on METRICS_PORT when that is set (each process has its own registry, the default one)."""
+on METRICS_PORT when that is set (each process has its own registry, the default one).
+
+Every series is defined here, so every process imports them all; `serve_only` (called by
+each process's entry point) drops the ones another process updates, so a scrape never shows
+the relay's counters standing at zero on the API.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 INVITES = Counter("porchlight_invites_total", "Invite commands by outcome", ["outcome"])
 CLAIMS = Counter("porchlight_claims_total", "Claim attempts by outcome", ["outcome"])
@@ -16,6 +21,25 @@ RELAY_RETRIES = Counter("porchlight_relay_retries_total", "Times the relay backe
 RELAY_POSITION = Gauge("porchlight_relay_position", "Notification-log position the relay has stored")
 DELIVERIES = Counter("porchlight_deliveries_total", "Notifier deliveries by channel and status", ["channel", "status"])
 PROJECTED = Counter("porchlight_projected_total", "Projector events by result", ["result"])
+
+
+# Which process updates which series. A series no process claims is served by every process.
+OWNERS: dict[str, tuple] = {
+    "api": (INVITES, CLAIMS, COMMIT_BATCH),
+    "relay": (RELAY_PUBLISHED, RELAY_RETRIES, RELAY_POSITION),
+    "notifier": (DELIVERIES,),
+    "projector": (PROJECTED,),
+}
+
+
+def serve_only(process: str, registry: CollectorRegistry = REGISTRY) -> None:
+    """Leave in `registry` only the series `process` updates (and the unclaimed ones)."""
+    mine = set(OWNERS.get(process, ()))
+    for collector in {c for owned in OWNERS.values() for c in owned} - mine:
+        try:
+            registry.unregister(collector)
+        except KeyError:  # already gone: called twice
+            pass
 
 
 def serve_if_configured(port: int | None) -> None:
