@@ -8,8 +8,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from services.invite_service import application
 from services.invite_service.api.rate_limits import FailureLimiter
+from services.invite_service.commands import claims
 from tests.integration.conftest import auth
 
 JSON = {"Accept": "application/json"}
@@ -94,8 +94,8 @@ async def test_a_used_link_is_no_longer_valid(api, invited):
 
 async def test_an_expired_link_is_no_longer_valid(api, invited, monkeypatch):
     ws, account_id, path = invited
-    later = application._now() + timedelta(days=7, seconds=1)
-    monkeypatch.setattr(application, "_now", lambda: later)
+    later = claims._now() + timedelta(days=7, seconds=1)
+    monkeypatch.setattr(claims, "_now", lambda: later)
     assert (await api.get(path)).status_code == 410
     expired = await api.post(path, headers=JSON)
     assert expired.status_code == 410 and expired.json()["code"] == "link_invalid"

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
-import pytest
 from eventsourcing.persistence import IntegrityError
 
-from services.invite_service.group_commit import AsyncGroupCommitter, GroupCommitter
+from services.invite_service.group_commit import GroupCommitter
 from tests.helpers import poll_until
 
 
@@ -41,55 +39,16 @@ def ev(agg: str, version: int = 1):
     return SimpleNamespace(originator_id=agg, originator_version=version)
 
 
-def test_concurrent_commits_share_transactions_and_get_their_own_positions():
-    store = FakeStore()
-    committer = GroupCommitter(store.save, max_batch=100)
-    with ThreadPoolExecutor(32) as pool:
-        futures = [pool.submit(committer.commit, [ev(f"a{i}"), ev(f"b{i}")]) for i in range(64)]
-        store.gate.set()
-        positions = [f.result() for f in futures]
-    assert len(set(positions)) == 64
-    assert sum(store.transactions) == 128 and len(store.transactions) < 64
-
-
-def test_one_duplicate_fails_alone_and_the_rest_commit():
-    store = FakeStore()
-    store.gate.set()
-    committer = GroupCommitter(store.save)
-    committer.commit([ev("taken")])
-    store.gate.clear()
-    with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(committer.commit, [ev(name)]) for name in ("x1", "taken", "x2", "x3")]
-        store.gate.set()
-        outcomes = []
-        for f in futures:
-            try:
-                outcomes.append(f.result())
-            except IntegrityError:
-                outcomes.append("duplicate")
-    assert outcomes[1] == "duplicate"
-    assert all(isinstance(o, int) for i, o in enumerate(outcomes) if i != 1)
-    assert {("x1", 1), ("x2", 1), ("x3", 1)} <= store.keys
-
-
-def test_other_failures_reach_every_waiter():
-    def broken(events):
-        raise ConnectionError("database went away")
-
-    with pytest.raises(ConnectionError):
-        GroupCommitter(broken).commit([ev("a")])
-
-
-async def all_queued(committer: AsyncGroupCommitter, count: int) -> None:
+async def all_queued(committer: GroupCommitter, count: int) -> None:
     async def queued() -> bool:
         return committer.queued >= count
 
     await poll_until(queued, timeout=5, what=f"{count} commits handed in")
 
 
-async def test_concurrent_coroutines_share_transactions_and_get_their_own_positions():
+async def test_concurrent_commands_share_transactions_and_get_their_own_positions():
     store = FakeStore()
-    committer = AsyncGroupCommitter(store.save, max_batch=100)
+    committer = GroupCommitter(store.save, max_batch=100)
     commits = [asyncio.create_task(committer.commit([ev(f"a{i}"), ev(f"b{i}")])) for i in range(64)]
     await all_queued(committer, 64)  # every coroutine has handed in its events before the store opens
     store.gate.set()
@@ -98,10 +57,10 @@ async def test_concurrent_coroutines_share_transactions_and_get_their_own_positi
     assert sum(store.transactions) == 128 and len(store.transactions) < 64
 
 
-async def test_async_one_duplicate_fails_alone_and_the_rest_commit():
+async def test_one_duplicate_fails_alone_and_the_rest_commit():
     store = FakeStore()
     store.gate.set()
-    committer = AsyncGroupCommitter(store.save)
+    committer = GroupCommitter(store.save)
     await committer.commit([ev("taken")])
     store.gate.clear()
     commits = [asyncio.create_task(committer.commit([ev(name)])) for name in ("x1", "taken", "x2", "x3")]
@@ -113,18 +72,18 @@ async def test_async_one_duplicate_fails_alone_and_the_rest_commit():
     assert {("x1", 1), ("x2", 1), ("x3", 1)} <= store.keys
 
 
-async def test_async_failures_reach_every_waiter():
+async def test_failures_reach_every_waiter():
     def broken(events):
         raise ConnectionError("database went away")
 
-    committer = AsyncGroupCommitter(broken)
+    committer = GroupCommitter(broken)
     outcomes = await asyncio.gather(*(committer.commit([ev(f"a{i}")]) for i in range(3)), return_exceptions=True)
     assert all(isinstance(o, ConnectionError) for o in outcomes)
 
 
 async def test_a_caller_that_stops_waiting_still_commits_and_others_are_answered():
     store = FakeStore()
-    committer = AsyncGroupCommitter(store.save)
+    committer = GroupCommitter(store.save)
     leaving = asyncio.create_task(committer.commit([ev("leaves")]))
     staying = asyncio.create_task(committer.commit([ev("stays")]))
     await all_queued(committer, 2)

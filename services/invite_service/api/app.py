@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # Commands wait on the event store in worker threads; while one thread flushes a
-        # group commit the others queue behind it, so allow more than anyio's default 40.
+        # Reads of the event store and portal pages run in worker threads; allow more than
+        # anyio's default 40 so a burst of them does not queue behind each other.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
         app.state.settings = settings
         app.state.staff_jwt_secret = settings.staff_jwt_secret.get_secret_value()

@@ -45,7 +45,7 @@ async def invite(body: InvitationIn, staff: StaffWriter, access: Access, ws: str
         channels=tuple(body.channels or ("email",)),
     )
     try:
-        result = await access.invite_async(ws, command, staff.actor)
+        result = await access.invite(ws, command, staff.actor)
     except DomainError as exc:
         INVITES.labels(exc.code).inc()
         raise

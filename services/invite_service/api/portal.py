@@ -117,7 +117,7 @@ async def claim(request: Request, access: Access, pool: Pool, ws: str = Path(), 
     if refused := await _refused(request, access, ws):
         return refused
     try:
-        result = await run_in_threadpool(access.claim, ws, token)
+        result = await access.claim(ws, token)
     except LinkInvalid:
         CLAIMS.labels("link_invalid").inc()
         return await _link_invalid(request, access, ws)
