@@ -14,11 +14,13 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Recording
+from eventsourcing.utils import get_topic
 
 from services.invite_service.commands.claims import ClaimCommands, ClaimResult
 from services.invite_service.commands.invitations import InvitationCommands, InviteCommand, InviteResult
 from services.invite_service.commands.workspaces import Configured, WorkspaceCommands
 from services.invite_service.domain.portal_account import PortalAccount
+from services.invite_service.event_store import SideRow, SideRowRecorder
 from services.invite_service.group_commit import GroupCommitter
 
 __all__ = ["ClaimResult", "Configured", "InviteCommand", "InviteResult", "PortalAccess"]
@@ -30,22 +32,25 @@ class PortalAccess(WorkspaceCommands, InvitationCommands, ClaimCommands, Applica
     def __init__(
         self, env: dict[str, str] | None = None, *, secret_key: bytes | None = None, commit_batch_max: int = 200
     ) -> None:
-        super().__init__(env=env)
+        # Our recorder, so a command's side rows (a claim's session) commit with its events.
+        super().__init__(env={**(env or {}), "APPLICATION_RECORDER_TOPIC": get_topic(SideRowRecorder)})
+        if not isinstance(self.recorder, SideRowRecorder):
+            raise RuntimeError(f"PortalAccess needs the PostgreSQL event store, got {type(self.recorder).__name__}")
         # None for processes that only read the log (the relay): they can never mint or check a link.
         self._secret_key = secret_key
         self._committer = GroupCommitter(self._save_events, max_batch=commit_batch_max)
         self._workspace_cache = {}
 
-    def _save_events(self, events: Sequence[Any]) -> list[Recording]:
+    def _save_events(self, events: Sequence[Any], side_rows: Sequence[SideRow]) -> list[Recording]:
         # The event store's own `put`, rather than `save(*events)`: save() checks each object
         # against runtime Protocols, which cost more CPU per invite than everything else here
         # together (Python 3.11), and we use none of what it adds (snapshots, cache, notify hooks).
-        return self.events.put(events)
+        return self.events.put(events, side_rows=side_rows)
 
-    async def _commit(self, *aggregates: Any) -> int:
-        """Store the aggregates' new events atomically; returns their position."""
+    async def _commit(self, *aggregates: Any, side_rows: Sequence[SideRow] = ()) -> int:
+        """Store the aggregates' new events (and side rows) atomically; returns their position."""
         events = [e for a in aggregates for e in a.collect_events()]
-        return await self._committer.commit(events)
+        return await self._committer.commit(events, side_rows)
 
     @property
     def secret_key(self) -> bytes:

@@ -1,9 +1,10 @@
 """Group commit: many concurrent commands, one event-store transaction.
 
 The event store serialises inserts, so one transaction per request caps the write rate
-near that round trip. Here concurrent commands hand their events to one flusher task,
-which saves everything pending in one transaction. If that batch breaks a uniqueness rule (two invites of one
-email), each command's events are saved on their own, so only the offender fails.
+near that round trip. Here concurrent commands hand their events (and the rows that must
+commit with them, like a claim's session) to one flusher task, which saves everything
+pending in one transaction. If that batch breaks a uniqueness rule (two invites of one
+email), each command's events and rows are saved on their own, so only the offender fails.
 
 Commands wait on the event loop; the batch pays the one thread hop to the library's
 synchronous driver.
@@ -19,22 +20,24 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, Recording
 
 from services.common.metrics import COMMIT_BATCH
+from services.invite_service.event_store import SideRow
 
-SaveEvents = Callable[[Sequence[Any]], list[Recording]]
+SaveEvents = Callable[[Sequence[Any], Sequence[SideRow]], list[Recording]]
 Outcome = int | BaseException  # the highest notification id a command's events got, or why they did not
 
 
 @dataclass(frozen=True)
 class Write:
-    """What one command stores."""
+    """What one command stores: its events, and rows that commit with them or not at all."""
 
     events: list[Any]
+    side_rows: Sequence[SideRow] = ()
 
 
 def save_batch(save_events: SaveEvents, writes: list[Write]) -> list[Outcome]:
     """Save every command's write in one transaction; one outcome per command, in order."""
     try:
-        recordings = save_events([e for w in writes for e in w.events])
+        recordings = save_events([e for w in writes for e in w.events], [r for w in writes for r in w.side_rows])
     except IntegrityError:
         if len(writes) == 1:
             return [IntegrityError()]
@@ -67,9 +70,9 @@ class GroupCommitter:
         """Commands handed in and not yet answered: waiting for a batch, or in the one being saved."""
         return len(self._queue) + self._saving
 
-    async def commit(self, events: list[Any]) -> int:
-        """Store the events atomically; returns the highest notification id they got."""
-        item = _Pending(Write(events))
+    async def commit(self, events: list[Any], side_rows: Sequence[SideRow] = ()) -> int:
+        """Store the events and side rows atomically; returns the highest notification id the events got."""
+        item = _Pending(Write(events, side_rows))
         self._queue.append(item)
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_until_empty())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from uuid import UUID
 
 import httpx
 import pytest
 
 from services.invite_service.api.rate_limits import FailureLimiter
 from services.invite_service.commands import claims
+from tests.helpers import unique
 from tests.integration.conftest import auth
 
 JSON = {"Accept": "application/json"}
@@ -17,6 +19,10 @@ JSON = {"Accept": "application/json"}
 
 def cookie_header(value: str) -> dict[str, str]:
     return {"Cookie": f"porchlight_session={value}"}
+
+
+async def _sessions_of(pg_pool, account_id: str) -> int:
+    return await pg_pool.fetchval("SELECT count(*) FROM portal_sessions WHERE account_id = $1", UUID(account_id))
 
 
 @pytest.fixture
@@ -67,13 +73,14 @@ async def test_the_session_cookie_is_secure_when_the_portal_is_served_over_https
     assert "secure" in attributes and "httponly" in attributes and "samesite=lax" in attributes
 
 
-async def test_concurrent_claims_of_one_link_exactly_one_wins(api, invited):
+async def test_concurrent_claims_of_one_link_exactly_one_wins(api, invited, pg_pool):
     ws, account_id, path = invited
     responses = await asyncio.gather(*(api.post(path, headers=JSON) for _ in range(8)))
     assert sorted(r.status_code for r in responses) == [200] + [410] * 7
     assert sum(1 for r in responses if r.cookies.get("porchlight_session")) == 1
     account = api.app.state.portal_access.get_account(account_id)
     assert account.status == "active" and account.version == 2  # created, then activated once
+    assert await _sessions_of(pg_pool, account_id) == 1  # the losers' sessions were never stored
 
 
 async def test_form_post_redirects_to_the_portal(api, invited):
@@ -164,3 +171,34 @@ async def test_an_unexpected_error_is_a_500_problem_and_its_log_line_has_no_toke
     token = path.rsplit("/", 1)[1]
     assert "unhandled error on POST /portal/{ws}/claim/{token}" in caplog.text
     assert token not in caplog.text
+
+
+async def test_a_claim_whose_session_cannot_be_stored_spends_nothing_and_can_be_repeated(api, invited, pg_pool):
+    ws, account_id, path = invited
+    # The session insert fails inside the claim: a trigger refuses this one account's sessions.
+    refuse = unique("refuse_session").replace("-", "_")
+    await pg_pool.execute(f"""
+        CREATE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'sessions refused for this test'; END $$;
+        CREATE TRIGGER {refuse} BEFORE INSERT ON portal_sessions FOR EACH ROW
+            WHEN (NEW.account_id = '{account_id}') EXECUTE FUNCTION {refuse}();
+    """)
+    try:
+        transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            failed = await client.post(path, headers=JSON)
+    finally:
+        await pg_pool.execute(f"DROP TRIGGER {refuse} ON portal_sessions; DROP FUNCTION {refuse}();")
+    assert failed.status_code == 500 and "porchlight_session" not in failed.headers.get("set-cookie", "")
+    # Nothing of the claim stands: the account is pending, the invitation unclaimed, no session.
+    access = api.app.state.portal_access
+    account = access.get_account(account_id)
+    assert account.status == "pending" and account.version == 1
+    assert access.repository.get(account.invitation_id).claimed_at is None
+    assert await _sessions_of(pg_pool, account_id) == 0
+    # So the client can simply try again, and gets its session.
+    again = await api.post(path, headers=JSON)
+    assert again.status_code == 200
+    session = await api.get(f"/portal/{ws}/session", headers=cookie_header(again.cookies["porchlight_session"]))
+    assert session.status_code == 200 and session.json()["account_id"] == account_id
+    assert await _sessions_of(pg_pool, account_id) == 1

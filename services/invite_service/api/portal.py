@@ -113,23 +113,23 @@ async def show_claim(request: Request, access: Access, ws: str = Path(), token: 
         **_LINK_INVALID,
     },
 )
-async def claim(request: Request, access: Access, pool: Pool, ws: str = Path(), token: str = Path()) -> Response:
+async def claim(request: Request, access: Access, ws: str = Path(), token: str = Path()) -> Response:
     if refused := await _refused(request, access, ws):
         return refused
     try:
+        # The session row commits with the claim's events: no spent link without a session.
         result = await access.claim(ws, token)
     except LinkInvalid:
         CLAIMS.labels("link_invalid").inc()
         return await _link_invalid(request, access, ws)
     CLAIMS.labels("claimed").inc()
-    cookie = await sessions.start(pool, ws, result.account_id, result.access_epoch, method="claim")
     log.info("account %s claimed its invitation in %s", result.account_id, ws)
     body: Response
     if _wants_json(request):
         body = JSONResponse({"account_id": str(result.account_id), "status": result.status, "position": result.position})
     else:
         body = RedirectResponse(f"/portal/{ws}/", status_code=303)
-    _set_session_cookie(body, request, ws, cookie)
+    _set_session_cookie(body, request, ws, result.session)
     return body
 
 

@@ -1,9 +1,9 @@
-"""Claim commands: check a link, and claim it into an active account."""
+"""Claim commands: check a link, and claim it into an active account with a session."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -11,9 +11,11 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.common import tokens
+from services.invite_service import sessions
 from services.invite_service.domain.errors import LinkInvalid
 from services.invite_service.domain.invitation import Invitation
 from services.invite_service.domain.portal_account import PortalAccount
+
 
 @dataclass(frozen=True)
 class ClaimResult:
@@ -21,6 +23,7 @@ class ClaimResult:
     status: str
     access_epoch: int
     position: int
+    session: str = field(repr=False)  # the cookie value; stored nowhere, never logged
 
 
 def _now() -> datetime:
@@ -52,12 +55,15 @@ class ClaimCommands:
         return invitation, account
 
     async def claim(self, slug: str, token: str) -> ClaimResult:
+        """Spend the link, activate the account and start a session, all in one transaction:
+        the client has a session exactly when the claim stands."""
         invitation, account = await asyncio.to_thread(self.check_claim, slug, token)
         actor = {"kind": "client", "id": str(account.id), "reason": None}
         invitation.claim(at=_now(), actor=actor)
         account.activate(invitation_id=invitation.id, actor=actor)
+        cookie, session_row = sessions.new(slug, account.id, account.access_epoch, method="claim")
         try:
-            position = await self._commit(invitation, account)
+            position = await self._commit(invitation, account, side_rows=[session_row])
         except IntegrityError:  # a concurrent claim of the same link won
             raise LinkInvalid() from None
-        return ClaimResult(account.id, account.status, account.access_epoch, position)
+        return ClaimResult(account.id, account.status, account.access_epoch, position, cookie)
