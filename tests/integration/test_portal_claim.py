@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 
+from services.common import tokens
 from services.invite_service.api.rate_limits import FailureLimiter
 from services.invite_service.commands import claims
+from services.invite_service.domain import ids
 from tests.helpers import unique
-from tests.integration.conftest import auth
+from tests.integration.conftest import auth, serve
 
 JSON = {"Accept": "application/json"}
 
@@ -202,3 +204,25 @@ async def test_a_claim_whose_session_cannot_be_stored_spends_nothing_and_can_be_
     session = await api.get(f"/portal/{ws}/session", headers=cookie_header(again.cookies["porchlight_session"]))
     assert session.status_code == 200 and session.json()["account_id"] == account_id
     assert await _sessions_of(pg_pool, account_id) == 1
+
+
+async def test_a_token_over_any_other_id_or_garbage_is_the_same_counted_410(api, api_settings, invited):
+    """No existence oracle: a token built on an account's or a workspace's id (both derivable
+    with uuid5) answers exactly like one on an unknown id, or garbage, and each one counts."""
+    ws, account_id, _ = invited
+    forger_key = b"not the secret key, but well formed".ljust(32)
+    forged = [
+        tokens.make_token(forger_key, tokens.CLAIM, UUID(account_id), "some-nonce"),
+        tokens.make_token(forger_key, tokens.CLAIM, ids.workspace_id(ws), "some-nonce"),
+        tokens.make_token(forger_key, tokens.CLAIM, uuid4(), "some-nonce"),
+        "garbage",
+    ]
+    strict = api_settings.model_copy(update={"portal_failed_claims_per_minute": len(forged)})
+    async with serve(strict) as client:
+        answers = [await client.post(f"/portal/{ws}/claim/{token}", headers=JSON) for token in forged]
+        assert [a.status_code for a in answers] == [410] * len(forged), [a.text for a in answers]
+        assert answers[0].json()["code"] == "link_invalid"
+        assert all(a.json() == answers[0].json() for a in answers)
+        # Every one of them counted toward the limit: the next attempt, even a page view, waits.
+        assert (await client.get(f"/portal/{ws}/claim/{forged[0]}")).status_code == 429
+        assert (await client.post(f"/portal/{ws}/claim/{forged[1]}", headers=JSON)).status_code == 429

@@ -1,20 +1,35 @@
-"""Claim commands: check a link, and claim it into an active account with a session."""
+"""Claim commands: check a link, and claim it into an active account with a session.
+
+A link names an aggregate id and carries a MAC over (purpose, id, nonce). Every token that
+does not open a claimable invitation, whatever it names (garbage, an unknown id, the
+derivable id of an account or a workspace, another workspace's invitation), fails the
+same way: `LinkInvalid`, after the same work (one read of the id's events, one MAC), so
+neither the answer nor its timing tells whether an account or a workspace exists.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from uuid import UUID
+from uuid import UUID, uuid5
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from services.common import tokens
 from services.invite_service import sessions
+from services.invite_service.domain import ids
 from services.invite_service.domain.errors import LinkInvalid
 from services.invite_service.domain.invitation import Invitation
 from services.invite_service.domain.portal_account import PortalAccount
+
+# Stand-ins that keep the work the same when a token opens nothing: an id no aggregate
+# has (the namespace has no such path) and a nonce no invitation has (real ones are 22 characters).
+_NO_AGGREGATE = uuid5(ids.NAMESPACE, "/no-aggregate")
+_NO_NONCE = "-"
+_INVITATION_CREATED = get_topic(Invitation.InviteSent)
 
 
 @dataclass(frozen=True)
@@ -37,22 +52,26 @@ class ClaimCommands:
 
     def check_claim(self, slug: str, token: str) -> tuple[Invitation, PortalAccount]:
         """The invitation and account a claim token opens, or LinkInvalid; changes nothing."""
-        parsed = tokens.parse_token(token)
-        if parsed is None:
-            raise LinkInvalid()
-        invitation_id, mac = parsed
-        try:
-            invitation: Invitation = self.repository.get(invitation_id)
-        except AggregateNotFoundError:
-            raise LinkInvalid() from None
-        valid_mac = tokens.verify_token(self.secret_key, tokens.CLAIM, invitation_id, invitation.nonce, mac)
-        if not isinstance(invitation, Invitation) or not valid_mac or invitation.workspace != slug:
+        aggregate_id, mac = tokens.parse_token(token) or (_NO_AGGREGATE, b"")
+        invitation = self._invitation_or_none(aggregate_id)
+        nonce = invitation.nonce if invitation is not None else _NO_NONCE
+        valid_mac = tokens.verify_token(self.secret_key, tokens.CLAIM, aggregate_id, nonce, mac)
+        if invitation is None or not valid_mac or invitation.workspace != slug:
             raise LinkInvalid()
         invitation.check_claimable(_now())
         account: PortalAccount = self.repository.get(invitation.account_id)
         if account.invitation_id != invitation.id or account.status != "pending":
             raise LinkInvalid()  # superseded by a resend, or the account moved on
         return invitation, account
+
+    def _invitation_or_none(self, aggregate_id: UUID) -> Invitation | None:
+        # The type is checked on the stored events, before anything is built from them: an
+        # account's or a workspace's events are read like an unknown id's, and never
+        # mistaken for an invitation.
+        stored = self.recorder.select_events(aggregate_id)
+        if not stored or stored[0].topic != _INVITATION_CREATED:
+            return None
+        return project_aggregate(None, map(self.mapper.to_domain_event, stored))
 
     async def claim(self, slug: str, token: str) -> ClaimResult:
         """Spend the link, activate the account and start a session, all in one transaction:
