@@ -16,7 +16,9 @@ from starlette.responses import Response
 from services.common.database import create_pool, eventsourcing_env
 from services.common.problems import problem_responses, problem_schemas
 from services.common.settings import ApiSettings
-from services.invite_service.api import health, invitations, portal, workspaces
+from services.invite_service.api import health
+from services.invite_service.api.portal import claims as portal
+from services.invite_service.api.staff import invitations, workspaces
 from services.invite_service.api.body_limits import BodyLimits
 from services.invite_service.api.rate_limits import FailureLimiter
 from services.invite_service.api.errors import install_error_handlers

@@ -24,7 +24,7 @@ from services.invite_service.domain.errors import DomainError, LinkInvalid
 from services.invite_service.domain.workspace import DEFAULTS
 
 router = APIRouter(prefix="/portal/{ws}", tags=["portal"])
-templates = Jinja2Templates(directory=FsPath(__file__).resolve().parent.parent / "templates")
+templates = Jinja2Templates(directory=FsPath(__file__).resolve().parents[2] / "templates")
 log = logging.getLogger(__name__)
 
 
