@@ -8,17 +8,17 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
+from deploy.api_app import create_api
 from services.common.settings import ApiSettings
 from services.common.staff_auth import make_staff_token
-from services.invite_service.api.app import create_app
 from tests.conftest import STAFF_JWT_SECRET
 from tests.helpers import unique
 
 
 @asynccontextmanager
 async def serve(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """The API process's app, started, behind an HTTP client."""
-    app = create_app(settings)
+    """The API process's app (write side and query router), started, behind an HTTP client."""
+    app = create_api(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Path, status
 
 from services.common.metrics import INVITES
 from services.common.problems import BODY_ERRORS, STAFF_AUTH_ERRORS, problem_responses
-from services.common.staff_auth import StaffWriter
-from services.invite_service.api.deps import Access
+from services.invite_service.api.deps import Access, StaffWriter
 from services.invite_service.api.schemas import InvitationIn, InvitationOut
 from services.invite_service.application import InviteCommand
 from services.invite_service.domain.errors import DomainError

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Response, status
 
 from services.common.problems import BODY_ERRORS, STAFF_AUTH_ERRORS, problem_responses
-from services.common.staff_auth import StaffAdmin, StaffReader
-from services.invite_service.api.deps import Access
+from services.invite_service.api.deps import Access, StaffAdmin, StaffReader
 from services.invite_service.api.schemas import Slug, WorkspaceOut, WorkspaceSettingsIn
 from services.invite_service.domain.workspace import Workspace
 
