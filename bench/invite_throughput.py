@@ -2,10 +2,10 @@
 
     .venv/bin/python -m bench.invite_throughput [--seconds 5] [--concurrency 64]
 
-Three figures from one run on one server:
+Figures from one run on one server:
   baseline  64 connections each committing one-row INSERTs (asyncpg, autocommit)
-  app       64 threads calling the Application's invite command (the write path itself)
-  async     64 coroutines calling its async twin, which the API uses
+  app       64 coroutines calling the Application's invite command (the write path itself,
+            the one the API awaits)
   http      64 concurrent HTTP clients POSTing invitations to `porchlight api`
   ceiling   the same clients against an empty FastAPI endpoint (bench/empty_app.py): the
             most any endpoint could reach here with this client on these cores
@@ -21,9 +21,7 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 import asyncpg
@@ -60,37 +58,10 @@ async def raw_commits(url: str, concurrency: int, seconds: float) -> float:
     return count / elapsed
 
 
-def app_invites(url: str, concurrency: int, seconds: float) -> float:
-    access = PortalAccess(eventsourcing_env(url, POSTGRES_POOL_SIZE=str(concurrency)), secret_key=b"b" * 32)
-    ws = f"bench-{secrets.token_hex(4)}"
-    access.configure_workspace(ws, {"plan": "pro"}, STAFF)
-    deadline = time.perf_counter() + seconds
-    counter = iter(range(10**9))
-    lock = threading.Lock()
-    done = 0
-
-    def worker():
-        nonlocal done
-        while time.perf_counter() < deadline:
-            with lock:
-                i = next(counter)
-            access.invite(ws, InviteCommand(email=f"app{i}@example.com", name="Bench", role="customer"), STAFF)
-            with lock:
-                done += 1
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        for f in [pool.submit(worker) for _ in range(concurrency)]:
-            f.result()
-    elapsed = time.perf_counter() - started
-    access.close()
-    return done / elapsed
-
-
-async def async_invites(url: str, concurrency: int, seconds: float) -> float:
+async def app_invites(url: str, concurrency: int, seconds: float) -> float:
     access = await asyncio.to_thread(PortalAccess, eventsourcing_env(url), secret_key=b"b" * 32)
     ws = f"bench-{secrets.token_hex(4)}"
-    await asyncio.to_thread(access.configure_workspace, ws, {"plan": "pro"}, STAFF)
+    await access.configure_workspace(ws, {"plan": "pro"}, STAFF)
     deadline = time.perf_counter() + seconds
     counter = iter(range(10**9))
     done = 0
@@ -99,7 +70,7 @@ async def async_invites(url: str, concurrency: int, seconds: float) -> float:
         nonlocal done
         while time.perf_counter() < deadline:
             command = InviteCommand(email=f"co{next(counter)}@example.com", name="Bench", role="customer")
-            await access.invite_async(ws, command, STAFF)
+            await access.invite(ws, command, STAFF)
             done += 1
 
     started = time.perf_counter()
@@ -167,15 +138,13 @@ def main() -> None:
     with database() as url:
         asyncio.run(migrate_database(url))
         baseline = asyncio.run(raw_commits(url, args.concurrency, args.seconds))
-        app_rate = app_invites(url, args.concurrency, args.seconds)
-        async_rate = asyncio.run(async_invites(url, args.concurrency, args.seconds))
+        app_rate = asyncio.run(app_invites(url, args.concurrency, args.seconds))
         http_rate, latencies = asyncio.run(http_invites(url, args.concurrency, args.seconds))
     ceiling_rate, _ = asyncio.run(ceiling(args.concurrency, args.seconds))
     print(f"\nconcurrency {args.concurrency}, {args.seconds:.0f} s per measurement, one PostgreSQL server")
     print(f"{'measurement':<34}{'per second':>12}{'vs baseline':>13}")
     print(f"{'raw one-row commits (baseline)':<34}{baseline:>12,.0f}{1:>13.2f}")
-    print(f"{'invites, Application, 64 threads':<34}{app_rate:>12,.0f}{app_rate / baseline:>13.2f}")
-    print(f"{'invites, Application, 64 tasks':<34}{async_rate:>12,.0f}{async_rate / baseline:>13.2f}")
+    print(f"{'invites, Application, 64 tasks':<34}{app_rate:>12,.0f}{app_rate / baseline:>13.2f}")
     print(f"{'invites, HTTP, 64 clients':<34}{http_rate:>12,.0f}{http_rate / baseline:>13.2f}")
     print(f"{'HTTP ceiling: empty FastAPI endpoint':<34}{ceiling_rate:>12,.0f}{ceiling_rate / baseline:>13.2f}")
     print(f"HTTP latency ms: p50 {percentile(latencies, 50) * 1000:.1f}, p99 {percentile(latencies, 99) * 1000:.1f}")

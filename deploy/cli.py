@@ -78,12 +78,12 @@ def api(
     if workers > 1:
         # Worker processes build their own app from the environment (uvicorn imports the factory).
         os.environ.update(HOST=settings.host, PORT=str(settings.port))
-        uvicorn.run("services.invite_service.api.app:create_app_from_env", factory=True, workers=workers,
+        uvicorn.run("deploy.api_app:create_api_from_env", factory=True, workers=workers,
                     host=settings.host, port=settings.port, log_config=None, access_log=False)
     else:
-        from services.invite_service.api.app import create_app
+        from deploy.api_app import create_api
 
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+        uvicorn.run(create_api(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
 @app.command()

@@ -30,10 +30,10 @@ def _settings(cls):
 
 
 def openapi() -> dict[str, Any]:
+    from deploy.api_app import create_api
     from services.common.settings import ApiSettings
-    from services.invite_service.api.app import create_app
 
-    return create_app(_settings(ApiSettings)).openapi()
+    return create_api(_settings(ApiSettings)).openapi()
 
 
 def asyncapi() -> dict[str, Any]:

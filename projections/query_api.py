@@ -1,8 +1,8 @@
 """The staff read API over the projections: the status list and one account.
 
-Mounted at the root by the API process, which must set `app.state.read_pool` (an
-asyncpg pool) and `app.state.staff_jwt_secret`, and install the Problem handler.
-Any staff role may read.
+Mounted beside the write side's routers by the API process's composition root
+(deploy/api_app.py), which provides what services/common/deps.py needs and installs the
+Problem handler. Any staff role may read.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-import asyncpg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 
 from projections import queries
 from projections.views import AccountDetail, AccountPage, AccountState
+from services.common.deps import ReadPool, StaffReader
 from services.common.problems import Problem, problem_responses
-from services.common.staff_auth import StaffReader
 
 router = APIRouter(
     prefix="/v1/workspaces/{ws}/accounts",
@@ -27,13 +26,6 @@ router = APIRouter(
         422: "Bad query parameter (`validation_error`, `invalid_filter`) or cursor (`invalid_cursor`)",
     }),
 )
-
-
-async def read_pool(request: Request) -> asyncpg.Pool:  # async: no thread hop per request
-    return request.app.state.read_pool
-
-
-ReadPool = Annotated[asyncpg.Pool, Depends(read_pool)]
 
 
 @router.get("", response_model=AccountPage, summary="The status list")

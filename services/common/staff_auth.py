@@ -5,6 +5,9 @@ thread pool, and a thread hop per dependency per request costs more than checkin
 
 A token for another workspace answers 404, as if the workspace did not exist, so a
 token never reveals which other workspaces there are.
+
+Routes take these through the aliases in services/common/deps.py (StaffReader, StaffWriter,
+StaffAdmin).
 """
 
 from __future__ import annotations
@@ -91,11 +94,6 @@ async def staff_settings_admin(claims: Annotated[StaffClaims, Depends(staff_for_
     if claims.role not in SETTINGS_ROLES:
         raise Problem(403, "forbidden_role", "Forbidden", "Only owners and admins change workspace settings.")
     return claims
-
-
-StaffReader = Annotated[StaffClaims, Depends(staff_for_workspace)]
-StaffWriter = Annotated[StaffClaims, Depends(staff_writer)]
-StaffAdmin = Annotated[StaffClaims, Depends(staff_settings_admin)]
 
 
 def make_staff_token(secret: str, *, sub: str, ws: str, role: str, ttl_seconds: int = 3600) -> str:

@@ -1,4 +1,9 @@
-"""Portal sessions: opaque cookie values, stored only as their SHA-256, ended server side."""
+"""Portal sessions: opaque cookie values, stored only as their SHA-256, ended server side.
+
+A session starts inside the command that grants it (a claim): `new` makes the cookie value
+and the row to store, and the row commits in the same transaction as the command's events
+(see event_store.py), so a client holds a session exactly when the claim stands.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import asyncpg
+
+from services.invite_service.event_store import SideRow
 
 COOKIE_NAME = "porchlight_session"
 ABSOLUTE_LIFETIME = timedelta(days=30)
@@ -25,20 +32,15 @@ def _hash(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
 
-async def start(pool: asyncpg.Pool, workspace: str, account_id: UUID, access_epoch: int, method: str) -> str:
-    """Create a session; returns the cookie value, which is stored nowhere."""
+def new(workspace: str, account_id: UUID, access_epoch: int, method: str) -> tuple[str, SideRow]:
+    """A fresh cookie value, which is stored nowhere, and the row that makes it a session."""
     value = secrets.token_urlsafe(32)
-    await pool.execute(
+    row = SideRow(
         "INSERT INTO portal_sessions (session_hash, workspace, account_id, access_epoch, method, expires_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
-        _hash(value),
-        workspace,
-        account_id,
-        access_epoch,
-        method,
-        datetime.now(UTC) + ABSOLUTE_LIFETIME,
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (_hash(value), workspace, account_id, access_epoch, method, datetime.now(UTC) + ABSOLUTE_LIFETIME),
     )
-    return value
+    return value, row
 
 
 async def find(pool: asyncpg.Pool, workspace: str, value: str | None) -> Session | None:

@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
 
+from deploy.api_app import create_api
 from services.common.settings import ApiSettings
 from services.common.staff_auth import make_staff_token
-from services.invite_service.api.app import create_app
 from tests.conftest import STAFF_JWT_SECRET
 from tests.helpers import unique
 
 
-@pytest.fixture
-async def api(base_env: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ApiSettings(**{k.lower(): v for k, v in base_env.items()})
-    app = create_app(settings)
+@asynccontextmanager
+async def serve(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The API process's app (write side and query router), started, behind an HTTP client."""
+    app = create_api(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
+
+
+@pytest.fixture
+def api_settings(base_env: dict[str, str]) -> ApiSettings:
+    return ApiSettings(**{k.lower(): v for k, v in base_env.items()})
+
+
+@pytest.fixture
+async def api(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(api_settings) as client:
+        yield client
 
 
 @pytest.fixture

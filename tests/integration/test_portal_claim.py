@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
 
-from services.invite_service import application
+from services.common import tokens
 from services.invite_service.api.rate_limits import FailureLimiter
-from tests.integration.conftest import auth
+from services.invite_service.commands import claims
+from services.invite_service.domain import ids
+from tests.helpers import unique
+from tests.integration.conftest import auth, serve
 
 JSON = {"Accept": "application/json"}
 
 
 def cookie_header(value: str) -> dict[str, str]:
     return {"Cookie": f"porchlight_session={value}"}
+
+
+async def _sessions_of(pg_pool, account_id: str) -> int:
+    return await pg_pool.fetchval("SELECT count(*) FROM portal_sessions WHERE account_id = $1", UUID(account_id))
 
 
 @pytest.fixture
@@ -67,13 +75,14 @@ async def test_the_session_cookie_is_secure_when_the_portal_is_served_over_https
     assert "secure" in attributes and "httponly" in attributes and "samesite=lax" in attributes
 
 
-async def test_concurrent_claims_of_one_link_exactly_one_wins(api, invited):
+async def test_concurrent_claims_of_one_link_exactly_one_wins(api, invited, pg_pool):
     ws, account_id, path = invited
     responses = await asyncio.gather(*(api.post(path, headers=JSON) for _ in range(8)))
     assert sorted(r.status_code for r in responses) == [200] + [410] * 7
     assert sum(1 for r in responses if r.cookies.get("porchlight_session")) == 1
     account = api.app.state.portal_access.get_account(account_id)
     assert account.status == "active" and account.version == 2  # created, then activated once
+    assert await _sessions_of(pg_pool, account_id) == 1  # the losers' sessions were never stored
 
 
 async def test_form_post_redirects_to_the_portal(api, invited):
@@ -94,8 +103,8 @@ async def test_a_used_link_is_no_longer_valid(api, invited):
 
 async def test_an_expired_link_is_no_longer_valid(api, invited, monkeypatch):
     ws, account_id, path = invited
-    later = application._now() + timedelta(days=7, seconds=1)
-    monkeypatch.setattr(application, "_now", lambda: later)
+    later = claims._now() + timedelta(days=7, seconds=1)
+    monkeypatch.setattr(claims, "_now", lambda: later)
     assert (await api.get(path)).status_code == 410
     expired = await api.post(path, headers=JSON)
     assert expired.status_code == 410 and expired.json()["code"] == "link_invalid"
@@ -164,3 +173,56 @@ async def test_an_unexpected_error_is_a_500_problem_and_its_log_line_has_no_toke
     token = path.rsplit("/", 1)[1]
     assert "unhandled error on POST /portal/{ws}/claim/{token}" in caplog.text
     assert token not in caplog.text
+
+
+async def test_a_claim_whose_session_cannot_be_stored_spends_nothing_and_can_be_repeated(api, invited, pg_pool):
+    ws, account_id, path = invited
+    # The session insert fails inside the claim: a trigger refuses this one account's sessions.
+    refuse = unique("refuse_session").replace("-", "_")
+    await pg_pool.execute(f"""
+        CREATE FUNCTION {refuse}() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'sessions refused for this test'; END $$;
+        CREATE TRIGGER {refuse} BEFORE INSERT ON portal_sessions FOR EACH ROW
+            WHEN (NEW.account_id = '{account_id}') EXECUTE FUNCTION {refuse}();
+    """)
+    try:
+        transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            failed = await client.post(path, headers=JSON)
+    finally:
+        await pg_pool.execute(f"DROP TRIGGER {refuse} ON portal_sessions; DROP FUNCTION {refuse}();")
+    assert failed.status_code == 500 and "porchlight_session" not in failed.headers.get("set-cookie", "")
+    # Nothing of the claim stands: the account is pending, the invitation unclaimed, no session.
+    access = api.app.state.portal_access
+    account = access.get_account(account_id)
+    assert account.status == "pending" and account.version == 1
+    assert access.repository.get(account.invitation_id).claimed_at is None
+    assert await _sessions_of(pg_pool, account_id) == 0
+    # So the client can simply try again, and gets its session.
+    again = await api.post(path, headers=JSON)
+    assert again.status_code == 200
+    session = await api.get(f"/portal/{ws}/session", headers=cookie_header(again.cookies["porchlight_session"]))
+    assert session.status_code == 200 and session.json()["account_id"] == account_id
+    assert await _sessions_of(pg_pool, account_id) == 1
+
+
+async def test_a_token_over_any_other_id_or_garbage_is_the_same_counted_410(api, api_settings, invited):
+    """No existence oracle: a token built on an account's or a workspace's id (both derivable
+    with uuid5) answers exactly like one on an unknown id, or garbage, and each one counts."""
+    ws, account_id, _ = invited
+    forger_key = b"not the secret key, but well formed".ljust(32)
+    forged = [
+        tokens.make_token(forger_key, tokens.CLAIM, UUID(account_id), "some-nonce"),
+        tokens.make_token(forger_key, tokens.CLAIM, ids.workspace_id(ws), "some-nonce"),
+        tokens.make_token(forger_key, tokens.CLAIM, uuid4(), "some-nonce"),
+        "garbage",
+    ]
+    strict = api_settings.model_copy(update={"portal_failed_claims_per_minute": len(forged)})
+    async with serve(strict) as client:
+        answers = [await client.post(f"/portal/{ws}/claim/{token}", headers=JSON) for token in forged]
+        assert [a.status_code for a in answers] == [410] * len(forged), [a.text for a in answers]
+        assert answers[0].json()["code"] == "link_invalid"
+        assert all(a.json() == answers[0].json() for a in answers)
+        # Every one of them counted toward the limit: the next attempt, even a page view, waits.
+        assert (await client.get(f"/portal/{ws}/claim/{forged[0]}")).status_code == 429
+        assert (await client.post(f"/portal/{ws}/claim/{forged[1]}", headers=JSON)).status_code == 429

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import asyncpg
 import pytest
@@ -32,9 +31,9 @@ def access(migrated):
     app.close()
 
 
-def pro_workspace(access: PortalAccess) -> str:
+async def pro_workspace(access: PortalAccess) -> str:
     ws = unique("ws")
-    access.configure_workspace(ws, {"plan": "pro", "name": "Pride Travelers"}, STAFF)
+    await access.configure_workspace(ws, {"plan": "pro", "name": "Pride Travelers"}, STAFF)
     return ws
 
 
@@ -61,11 +60,11 @@ class TopicReader:
 async def test_relay_publishes_envelopes_keyed_by_account_in_order(access, pg_pool, kafka_bootstrap, topic_names):
     relay_name = unique("relay")
     await save_position(pg_pool, relay_name, access.recorder.max_notification_id() or 0)
-    ws = pro_workspace(access)
-    invited = [access.invite(ws, InviteCommand(email=f"c{i}@example.com", name=f"C {i}", role="customer"), STAFF) for i in range(3)]
+    ws = await pro_workspace(access)
+    invited = [await access.invite(ws, InviteCommand(email=f"c{i}@example.com", name=f"C {i}", role="customer"), STAFF) for i in range(3)]
     first = access.repository.get(invited[0].invitation_id)
     token = access.claim_link("http://x", first).rsplit("/", 1)[1]
-    claimed = access.claim(ws, token)
+    claimed = await access.claim(ws, token)
 
     relay = Relay(access, pg_pool, kafka_bootstrap, topic_names["access"], relay_name, batch_max=4)
     task = asyncio.create_task(relay.run())
@@ -106,16 +105,17 @@ async def test_relay_publishes_envelopes_keyed_by_account_in_order(access, pg_po
     assert stored and not any(mac.encode() in bytes(r["state"]) for r in stored)
 
 
-def _invite_many(access: PortalAccess, ws: str, count: int) -> None:
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda i: access.invite(ws, InviteCommand(email=f"bulk{i}@example.com", name=None, role="customer"), STAFF), range(count)))
+async def _invite_many(access: PortalAccess, ws: str, count: int) -> None:
+    await asyncio.gather(
+        *(access.invite(ws, InviteCommand(email=f"bulk{i}@example.com", name=None, role="customer"), STAFF) for i in range(count))
+    )
 
 
 async def test_killed_relay_resumes_without_losing_events(access, pg_pool, kafka_bootstrap, topic_names, base_env):
     relay_name = unique("relay")
     await save_position(pg_pool, relay_name, access.recorder.max_notification_id() or 0)
-    ws = pro_workspace(access)
-    await asyncio.to_thread(_invite_many, access, ws, 600)
+    ws = await pro_workspace(access)
+    await _invite_many(access, ws, 600)
     expected = {(r.originator_id, r.originator_version) for r in await asyncio.to_thread(_stored_events_of, access, ws)}
     head = access.recorder.max_notification_id()
     env = {**os.environ, **base_env, "RELAY_NAME": relay_name, "RELAY_BATCH_MAX": "5", "LOG_LEVEL": "WARNING"}
@@ -175,7 +175,7 @@ async def test_relay_listens_again_after_its_connection_is_killed(access, migrat
         return {r["pid"] for r in rows}
 
     try:
-        ws = pro_workspace(access)
+        ws = await pro_workspace(access)
         await poll_until(lambda: _published_through(pg_pool, relay_name, access), what="the first events published")
         before = await poll_until(listeners, what="the relay's LISTEN connection")
         await pg_pool.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(before))
@@ -185,7 +185,7 @@ async def test_relay_listens_again_after_its_connection_is_killed(access, migrat
 
         await poll_until(listening_again, what="a new LISTEN connection")
         assert not task.done(), task.exception()
-        access.invite(ws, InviteCommand(email="after-kill@example.com", name=None, role="customer"), STAFF)
+        await access.invite(ws, InviteCommand(email="after-kill@example.com", name=None, role="customer"), STAFF)
         await poll_until(lambda: _published_through(pg_pool, relay_name, access), timeout=10, what="events after the kill")
     finally:
         task.cancel()
@@ -209,11 +209,11 @@ async def test_relay_rides_out_a_broker_outage(access, pg_pool, tmp_path):
     relay = Relay(access, pg_pool, broker.bootstrap_servers, topic, relay_name, publish_timeout_ms=1000)
     task = asyncio.create_task(relay.run())
     try:
-        ws = pro_workspace(access)
+        ws = await pro_workspace(access)
         await poll_until(lambda: _published_through(pg_pool, relay_name, access), what="publishing before the outage")
 
         broker.stop()
-        invited = access.invite(ws, InviteCommand(email="during-outage@example.com", name=None, role="customer"), STAFF)
+        invited = await access.invite(ws, InviteCommand(email="during-outage@example.com", name=None, role="customer"), STAFF)
 
         async def backing_off() -> bool:
             return relay.stats.failures > 0

@@ -1,5 +1,6 @@
-"""Composition root of the API process: `create_app(settings)` builds everything; nothing
-connects at import time."""
+"""The write side's HTTP app: `create_app(settings)` builds the staff API, the portal and
+health; nothing connects at import time. The API process mounts the read side's query
+router beside it (deploy/api_app.py); this package never imports `projections`."""
 
 from __future__ import annotations
 
@@ -9,17 +10,17 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.requests import Request
-from starlette.responses import Response
 
 from services.common.database import create_pool, eventsourcing_env
 from services.common.problems import problem_responses, problem_schemas
 from services.common.settings import ApiSettings
-from services.invite_service.api import health, invitations, portal, workspaces
+from services.invite_service.api import health
 from services.invite_service.api.body_limits import BodyLimits
-from services.invite_service.api.rate_limits import FailureLimiter
 from services.invite_service.api.errors import install_error_handlers
+from services.invite_service.api.portal import claims, session
+from services.invite_service.api.rate_limits import FailureLimiter
+from services.invite_service.api.readiness import BrokerProbe
+from services.invite_service.api.staff import invitations, workspaces
 from services.invite_service.application import PortalAccess
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,9 @@ log = logging.getLogger(__name__)
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # Commands wait on the event store in worker threads; while one thread flushes a
-        # group commit the others queue behind it, so allow more than anyio's default 40.
+        # Reads of the event store and portal pages run in worker threads; allow more than
+        # anyio's default 40 so a burst of them does not queue behind each other.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
-        app.state.settings = settings
-        app.state.staff_jwt_secret = settings.staff_jwt_secret.get_secret_value()
         app.state.portal_access = await asyncio.to_thread(
             PortalAccess,
             eventsourcing_env(settings.database_url),
@@ -53,13 +52,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
         summary="Invitations and access for customer portals",
         lifespan=lifespan,
     )
-    install_error_handlers(app)
+    # What the dependencies in deps.py (and services/common/deps.py) resolve; routes never read app.state.
+    app.state.settings = settings
+    app.state.staff_jwt_secret = settings.staff_jwt_secret.get_secret_value()
     app.state.claim_failures = FailureLimiter("claim", settings.portal_failed_claims_per_minute)
+    app.state.broker_probe = BrokerProbe(settings.kafka_bootstrap_servers)
+    install_error_handlers(app)
     app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
-    for module in (health, workspaces, invitations, portal):
+    for module in (health, workspaces, invitations, claims, session):
         app.include_router(module.router)
-    app.add_route("/metrics", _metrics, include_in_schema=False)
-    _include_read_side(app)
     _document_problems(app)
     return app
 
@@ -67,7 +68,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
 def _document_problems(app: FastAPI) -> None:
     """Routes name their errors as application/problem+json with the ProblemDetails schema;
     put that schema in the document's components, and make FastAPI's own 422 entries (which
-    describe its default body, not ours) say the same."""
+    describe its default body, not ours) say the same. Runs when the document is first
+    asked for, so it also covers routers mounted after `create_app`."""
     generate = app.openapi
     fastapi_422 = "#/components/schemas/HTTPValidationError"
 
@@ -86,23 +88,3 @@ def _document_problems(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def create_app_from_env() -> FastAPI:
-    """For `porchlight api --workers N`: each worker process reads the same environment."""
-    from services.common.logging import configure_logging
-
-    settings = ApiSettings()
-    configure_logging(settings.log_level, settings.log_format, "api")
-    return create_app(settings)
-
-
-async def _metrics(request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-
-def _include_read_side(app: FastAPI) -> None:
-    # The query API belongs to the read side; this process serves it from the projection tables.
-    from projections.query_api import router as query_router
-
-    app.include_router(query_router)

@@ -1,19 +1,17 @@
-"""`/healthz` (the process is up) and `/readyz` (it can do its job end to end)."""
+"""`/healthz` (the process is up), `/readyz` (it can do its job end to end) and `/metrics`."""
 
 from __future__ import annotations
 
-import time
-
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.common.heartbeat import live_processes
-from services.common.kafka import broker_reachable
+from services.invite_service.api.deps import Broker, ReadPool
 
 router = APIRouter(tags=["health"])
 
 BACKGROUND_PROCESSES = ("relay", "notifier", "projector")
-_BROKER_CHECK_TTL = 5.0  # seconds; readiness probes come often, broker handshakes are not free
 
 
 @router.get("/healthz")
@@ -22,22 +20,22 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
-    state = request.app.state
+async def readyz(pool: ReadPool, broker: Broker) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        await state.read_pool.fetchval("SELECT 1")
+        await pool.fetchval("SELECT 1")
         checks["postgres"] = "ok"
-        live = await live_processes(state.read_pool)
+        live = await live_processes(pool)
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["postgres"] = f"unreachable: {exc.__class__.__name__}"
         live = set()
-    cached = getattr(state, "broker_check", None)
-    if cached is None or time.monotonic() - cached[0] > _BROKER_CHECK_TTL:
-        cached = (time.monotonic(), await broker_reachable(state.settings.kafka_bootstrap_servers))
-        state.broker_check = cached
-    checks["broker"] = "ok" if cached[1] else "unreachable"
+    checks["broker"] = "ok" if await broker.reachable() else "unreachable"
     for process in BACKGROUND_PROCESSES:
         checks[process] = "ok" if process in live else "not running"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

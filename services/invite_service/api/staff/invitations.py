@@ -8,8 +8,7 @@ from fastapi import APIRouter, Path, status
 
 from services.common.metrics import INVITES
 from services.common.problems import BODY_ERRORS, STAFF_AUTH_ERRORS, problem_responses
-from services.common.staff_auth import StaffWriter
-from services.invite_service.api.deps import Access
+from services.invite_service.api.deps import Access, StaffWriter
 from services.invite_service.api.schemas import InvitationIn, InvitationOut
 from services.invite_service.application import InviteCommand
 from services.invite_service.domain.errors import DomainError
@@ -45,7 +44,7 @@ async def invite(body: InvitationIn, staff: StaffWriter, access: Access, ws: str
         channels=tuple(body.channels or ("email",)),
     )
     try:
-        result = await access.invite_async(ws, command, staff.actor)
+        result = await access.invite(ws, command, staff.actor)
     except DomainError as exc:
         INVITES.labels(exc.code).inc()
         raise

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Response, status
 
 from services.common.problems import BODY_ERRORS, STAFF_AUTH_ERRORS, problem_responses
-from services.common.staff_auth import StaffAdmin, StaffReader
-from services.invite_service.api.deps import Access
+from services.invite_service.api.deps import Access, StaffAdmin, StaffReader
 from services.invite_service.api.schemas import Slug, WorkspaceOut, WorkspaceSettingsIn
 from services.invite_service.domain.workspace import Workspace
 
@@ -31,13 +30,15 @@ def workspace_out(workspace: Workspace) -> WorkspaceOut:
         }),
     },
 )
-def put_workspace(ws: Slug, body: WorkspaceSettingsIn, staff: StaffAdmin, access: Access, response: Response) -> WorkspaceOut:
+async def put_workspace(
+    ws: Slug, body: WorkspaceSettingsIn, staff: StaffAdmin, access: Access, response: Response
+) -> WorkspaceOut:
     # Only what the caller named (nested too), so a PUT of one field leaves the rest alone.
     settings = body.model_dump(exclude_unset=True)
-    workspace, created = access.configure_workspace(ws, settings, staff.actor)
-    if created:
+    configured = await access.configure_workspace(ws, settings, staff.actor)
+    if configured.created:
         response.status_code = status.HTTP_201_CREATED
-    return workspace_out(workspace)
+    return workspace_out(configured.workspace)
 
 
 @router.get("/{ws}", response_model=WorkspaceOut, summary="The workspace's portal settings",

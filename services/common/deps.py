@@ -1,0 +1,27 @@
+"""The `Annotated` dependencies both HTTP sides use: the write side's API and the read
+side's query router, which the API process mounts together (deploy/api_app.py).
+
+They live here because the read side must not import the write side; the write side's
+own aliases (and these, re-exported) are in services/invite_service/api/deps.py. Whoever
+builds the app sets `app.state.read_pool` (an asyncpg pool) and `app.state.staff_jwt_secret`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+
+from services.common.staff_auth import StaffClaims, staff_for_workspace, staff_settings_admin, staff_writer
+
+
+async def read_pool(request: Request) -> asyncpg.Pool:  # async: no thread hop per request
+    """The process's asyncpg pool: read models, and on the write side sessions and heartbeats."""
+    return request.app.state.read_pool
+
+
+ReadPool = Annotated[asyncpg.Pool, Depends(read_pool)]
+StaffReader = Annotated[StaffClaims, Depends(staff_for_workspace)]
+StaffWriter = Annotated[StaffClaims, Depends(staff_writer)]
+StaffAdmin = Annotated[StaffClaims, Depends(staff_settings_admin)]
