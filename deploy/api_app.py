@@ -25,7 +25,9 @@ def create_api(settings: ApiSettings) -> FastAPI:
 def create_api_from_env() -> FastAPI:
     """For `porchlight api --workers N`: each worker process reads the same environment."""
     from services.common.logging import configure_logging
+    from services.common.metrics import serve_only
 
     settings = ApiSettings()
     configure_logging(settings.log_level, settings.log_format, "api")
+    serve_only("api")  # each worker process serves the API's own series, as a single-process api does
     return create_api(settings)
