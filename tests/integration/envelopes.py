@@ -82,7 +82,8 @@ class AccountStory:
         data = {
             "workspace": self.workspace, "account_id": str(self.account_id), "email": self.email,
             "name": self.name, "nonce": "n-" + uuid.uuid4().hex, "channels": ["email"], "method": "manual",
-            "expires_at": (self.at + timedelta(hours=ttl_hours)).isoformat(), "sender": {"workspace_name": "Acme Charters", "sender_name": "Acme"},
+            "expires_at": (self.at + timedelta(hours=ttl_hours)).isoformat(),
+            "sender": {"workspace_name": "Acme Charters", "sender_name": "Acme"},
         }
         return self._envelope(INVITE_SENT, self.invitation_id, 1, data, self.at)
 
