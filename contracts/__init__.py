@@ -3,7 +3,24 @@
 Consumers import these and nothing else of another service. One module per topic.
 """
 
-from contracts.access import ENVELOPES, PAYLOADS, AccessEventV1, Actor, parse_access_event
+from contracts.access import (
+    ENVELOPES,
+    PAYLOADS,
+    TYPE_HEADER,
+    AccessEventV1,
+    Actor,
+    KnownAccessEventV1,
+    parse_access_event,
+)
 from contracts.deliveries import DeliveryOutcomeV1
 
-__all__ = ["ENVELOPES", "PAYLOADS", "AccessEventV1", "Actor", "DeliveryOutcomeV1", "parse_access_event"]
+__all__ = [
+    "ENVELOPES",
+    "PAYLOADS",
+    "TYPE_HEADER",
+    "AccessEventV1",
+    "Actor",
+    "DeliveryOutcomeV1",
+    "KnownAccessEventV1",
+    "parse_access_event",
+]

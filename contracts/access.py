@@ -16,10 +16,17 @@ message without parsing its body.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 # Event type names, as the write side records them.
 WORKSPACE_CREATED = "WorkspaceCreated"
@@ -38,6 +45,14 @@ EVENT_ID_NAMESPACE = uuid.UUID("6f1f2d0a-3f5e-4d55-9a57-2f5cf7f0f0a1")
 
 def event_id_for(aggregate_id: uuid.UUID, version: int) -> uuid.UUID:
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}/{version}")
+
+
+def _assume_utc(value: datetime) -> datetime:
+    # The relay writes UTC; a naive time is read as UTC rather than failing a comparison later.
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_assume_utc)]
 
 
 class _Contract(BaseModel):
@@ -118,7 +133,11 @@ class AccountActivated(_Contract):
 
 
 class Sender(_Contract):
-    """What an invitation is sent as, recorded on it for the email and for audit."""
+    """What an invitation is sent as, recorded on it for the email and for audit.
+
+    As recorded, not as safe to show: a consumer that puts these in markup checks them
+    first (services/messages/branding.py).
+    """
 
     workspace_name: str = Field(examples=["Pride Travelers"])
     sender_name: str = Field(examples=["Pride Travelers"])
@@ -132,7 +151,7 @@ class InviteSent(_Contract):
     email: str = Field(examples=["ana@example.com"])
     name: str | None = Field(None, description="Staff may invite by email alone")
     nonce: str = Field(description="Not a secret: the link is an HMAC over it with a key that never leaves Porchlight")
-    expires_at: datetime
+    expires_at: UtcDatetime
     channels: list[str] = Field(default_factory=lambda: ["email"], examples=[["email", "sms"]])
     method: str = Field("manual", description="`manual` or `auto_on_share`")
     sender: Sender
@@ -172,6 +191,11 @@ class AccessEventV1(BaseModel):
         """Kafka key: the account id keeps one account's events in order on one partition."""
         return str(self.account_id or self.aggregate_id).encode()
 
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        """Kafka headers: the type, so a consumer routes a message to its handler without parsing it."""
+        return [(TYPE_HEADER, self.type.encode())]
+
 
 class WorkspaceCreatedV1(AccessEventV1):
     type: Literal["WorkspaceCreated"] = WORKSPACE_CREATED
@@ -203,17 +227,21 @@ class TokenClaimedV1(AccessEventV1):
     data: TokenClaimed
 
 
-# Event type → its typed envelope. A new event type is a payload model, an envelope and a line here.
+# Every typed envelope, told apart by `type`: what the relay publishes (the AsyncAPI
+# document shows it). A new event type is a payload model, an envelope and a line here.
+KnownAccessEventV1 = Annotated[
+    WorkspaceCreatedV1
+    | WorkspaceSettingsChangedV1
+    | AccountCreatedV1
+    | AccountActivatedV1
+    | InviteSentV1
+    | TokenClaimedV1,
+    Field(discriminator="type"),
+]
+
+# Event type → its typed envelope, and → its payload model.
 ENVELOPES: dict[str, type[AccessEventV1]] = {
-    cls.model_fields["type"].default: cls
-    for cls in (
-        WorkspaceCreatedV1,
-        WorkspaceSettingsChangedV1,
-        AccountCreatedV1,
-        AccountActivatedV1,
-        InviteSentV1,
-        TokenClaimedV1,
-    )
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(KnownAccessEventV1)[0])
 }
 PAYLOADS: dict[str, type[BaseModel]] = {name: cls.model_fields["data"].annotation for name, cls in ENVELOPES.items()}
 

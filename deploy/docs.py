@@ -4,17 +4,19 @@
 
 writes `openapi.json` (the HTTP API), `asyncapi.json` (every topic Porchlight publishes
 or consumes, from the FastStream handlers and the relay's declared publisher) and
-`schemas/*.json` (JSON Schema of each `contracts` model). A unit test regenerates them
+`schemas/*.json` (JSON Schema of each `contracts` model: the access envelope, one typed
+envelope per access event type, the delivery outcome). A unit test regenerates them
 and fails when the committed copies have drifted from the code.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from contracts import AccessEventV1, DeliveryOutcomeV1
+from contracts import ENVELOPES, AccessEventV1, DeliveryOutcomeV1, KnownAccessEventV1
 
 # Only for building documents: nothing connects, and these values are never used as secrets.
 _DOC_ENV = {
@@ -49,8 +51,9 @@ def asyncapi() -> dict[str, Any]:
     relay.publisher(
         relay_settings.access_topic,
         title="relay-access-events",
-        description="Every domain event of the write side, in notification-log order per account; key: account id",
-        schema=AccessEventV1,
+        description="Every domain event of the write side, in notification-log order per account; key: account id;"
+        " header `type`: the event type",
+        schema=KnownAccessEventV1,
     )
     notifier, _ = create_notifier(_settings(NotifierSettings))
     projector = create_projector(_settings(ProjectorSettings), pool=None)
@@ -59,11 +62,16 @@ def asyncapi() -> dict[str, Any]:
     return spec.to_specification().to_jsonable()
 
 
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
 def json_schemas() -> dict[str, dict[str, Any]]:
-    return {
-        "access-event-v1.json": AccessEventV1.model_json_schema(),
-        "delivery-outcome-v1.json": DeliveryOutcomeV1.model_json_schema(),
-    }
+    schemas = {"access-event-v1.json": AccessEventV1.model_json_schema()}
+    for event_type, envelope in ENVELOPES.items():  # access-event-v1.invite-sent.json, ...
+        schemas[f"access-event-v1.{_kebab(event_type)}.json"] = envelope.model_json_schema()
+    schemas["delivery-outcome-v1.json"] = DeliveryOutcomeV1.model_json_schema()
+    return schemas
 
 
 def render_all() -> dict[str, str]:

@@ -1,5 +1,6 @@
 """The read side: consumes access and delivery events into asyncpg read models and serves them.
 
-`consumer.create_projector` builds its brokers (one per consumer group), `main.run` runs the projector process,
+`consumer.create_projector` builds its brokers (one per consumer group) with the typed handlers of
+`status_list` and `deliveries`, `main.run` runs the projector process,
 `query_api.router` serves the staff status list.
 """

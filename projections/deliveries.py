@@ -1,24 +1,23 @@
 """Delivery outcomes (`account_deliveries`) and each account's latest delivery status.
 
-Idempotent on (delivery_id, attempt): a retried send keeps its delivery id and reports a
-higher attempt, which is a new row; a re-published outcome is the same row and changes nothing.
+One typed handler, `on_delivery`, on the deliveries topic. Idempotent on (delivery_id,
+attempt): a retried send keeps its delivery id and reports a higher attempt, which is a new
+row; a re-published outcome is the same row and changes nothing.
 """
 
 from __future__ import annotations
 
-import asyncpg
-
 from contracts.deliveries import DeliveryOutcomeV1
-from projections.applied import record_applied
+from projections.projector import ProjectorContext
 
 PROJECTION = "deliveries"
 
 
-async def apply(conn: asyncpg.Connection, outcome: DeliveryOutcomeV1) -> bool:
-    """Record one outcome in one transaction; False (and nothing changed) if it was recorded before."""
-    async with conn.transaction():
-        if not await record_applied(conn, PROJECTION, outcome.delivery_id, outcome.attempt, outcome.event_id):
-            return False
+async def on_delivery(outcome: DeliveryOutcomeV1, projector: ProjectorContext) -> bool:
+    """A delivery outcome: kept per attempt, and shown on its account if it is the newest."""
+    async with projector.applying(PROJECTION, outcome.delivery_id, outcome.attempt, outcome.event_id) as conn:
+        if conn is None:
+            return False  # recorded before: change nothing
         await conn.execute(
             """
             INSERT INTO account_deliveries (delivery_id, attempt, account_id, workspace, event_id,

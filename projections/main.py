@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from projections.consumer import ProjectorStats, create_projector
+from projections.consumer import create_projector
+from projections.projector import ProjectorStats
 from services.common.database import create_pool, describe
 from services.common.heartbeat import run_heartbeat
 from services.common.settings import ProjectorSettings

@@ -101,6 +101,31 @@ async def wait_for_dead_letter(bootstrap: str, dlq_topic: str, timeout: float = 
         await consumer.stop()
 
 
+async def dead_letters(bootstrap: str, dlq_topic: str, timeout: float = 20.0) -> list[tuple[bytes | None, bytes, dict]]:
+    """Every record on a dead-letter topic so far, as (key, value, headers): read up to the end
+    offsets taken when called, so call it once the consumer is known to be past what it tests."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches the cluster's metadata, so the topic's partitions are known
+        partitions = [TopicPartition(dlq_topic, p) for p in consumer.partitions_for_topic(dlq_topic) or ()]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[tuple[bytes | None, bytes, dict]] = []
+
+        async def caught_up() -> bool:
+            for tp, batch in (await consumer.getmany(*partitions, timeout_ms=200)).items():
+                records.extend((r.key, r.value, {k: v.decode() for k, v in r.headers}) for r in batch)
+            return all([await consumer.position(tp) >= end for tp, end in ends.items()])
+
+        await poll_until(caught_up, timeout=timeout, interval=0, what=f"the end of {dlq_topic}")
+        return records
+    finally:
+        await consumer.stop()
+
+
 def wait_until(predicate: Callable[[], object], *, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
     """The synchronous `poll_until`, for tests that drive processes rather than coroutines."""
     deadline = time.monotonic() + timeout

@@ -184,7 +184,7 @@ class Relay:
         started = time.perf_counter()
         envelopes = await asyncio.to_thread(self._envelopes, batch)
         acks = [
-            await producer.send(self._topic, envelope.model_dump_json().encode(), key=envelope.key)
+            await producer.send(self._topic, envelope.model_dump_json().encode(), key=envelope.key, headers=envelope.headers)
             for envelope in envelopes
         ]
         await asyncio.gather(*acks)  # every message acknowledged (acks=all) before moving on

@@ -1,4 +1,4 @@
-"""The notifier's one handler: InviteSent on the access topic → email → delivery outcome.
+"""Delivering an InviteSent event: email → delivery outcome (the typed handlers are in handlers.py).
 
 Idempotency lives in the ledger (see ledger.py): each (event, channel) is sent at most
 once however often Kafka redelivers or the relay re-publishes. The offset is committed
@@ -8,27 +8,23 @@ brings the event back; the ledger makes that safe.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
-from faststream import Context
 
-from contracts import AccessEventV1, DeliveryOutcomeV1
-from contracts.access import INVITE_SENT
+from contracts import DeliveryOutcomeV1
+from contracts.access import InviteSent, InviteSentV1
 from services.common.metrics import DELIVERIES
 from services.common.settings import NotifierSettings
+from services.messages import render_invite
 from services.notifier import ledger
-from services.notifier.invite import InviteSent, claim_link
-from services.notifier.rendering import render_invite
+from services.notifier.links import claim_link
 from services.notifier.smtp import SEND_ERRORS, SmtpSender
 
 log = logging.getLogger("porchlight.notifier")
-
-MAX_BACKOFF_SECONDS = 30.0
 
 
 class DeliveryFailed(Exception):
@@ -44,10 +40,8 @@ class Notifier:
         self.outcomes = outcomes  # the FastStream publisher of porchlight.deliveries.v1
         self.pool: asyncpg.Pool | None = None  # attached by main.run once connected
 
-    async def deliver_invite(self, event: AccessEventV1) -> None:
-        # A ValidationError here cannot be repaired by redelivery: the dead-letter
-        # middleware parks the message on the DLQ with the reason, and the partition moves on.
-        invite = InviteSent.model_validate(event.data)
+    async def deliver_invite(self, event: InviteSentV1) -> None:
+        invite = event.data  # validated against the contract before the handler ran
         failed: list[DeliveryOutcomeV1] = []
         for channel in dict.fromkeys(invite.channels):
             outcome = await self._deliver(event, invite, channel)
@@ -57,11 +51,9 @@ class Notifier:
             if outcome.status == "failed":
                 failed.append(outcome)
         if failed:
-            # Seeking back redelivers at once; pause first so a dead relay isn't hammered.
-            await asyncio.sleep(min(2.0 ** (failed[0].attempt - 1), MAX_BACKOFF_SECONDS))
             raise DeliveryFailed(f"{len(failed)} delivery(ies) of event {event.event_id} failed")
 
-    async def _deliver(self, event: AccessEventV1, invite: InviteSent, channel: str) -> DeliveryOutcomeV1:
+    async def _deliver(self, event: InviteSentV1, invite: InviteSent, channel: str) -> DeliveryOutcomeV1:
         assert self.pool is not None, "run() attaches the pool before the broker starts"
         started = time.monotonic()
         async with ledger.claim(
@@ -83,7 +75,7 @@ class Notifier:
                 rendered = render_invite(invite, claim_link(self.settings, event.aggregate_id, invite))
                 try:
                     message_id = await self.sender.send(
-                        rendered, to=invite.email, from_name=invite.sender.display_name, delivery_id=entry.delivery_id
+                        rendered, to=invite.email, from_name=rendered.from_name, delivery_id=entry.delivery_id
                     )
                 except SEND_ERRORS as exc:
                     await entry.record("failed", error=f"{type(exc).__name__}: {exc}"[:500])
@@ -93,7 +85,7 @@ class Notifier:
         if not repeat:
             DELIVERIES.labels(channel, outcome.status).inc()
         log.log(
-            logging.WARNING if outcome.status == "failed" else logging.INFO,
+            _level(outcome.status, repeat),
             "delivery event_id=%s account_id=%s channel=%s status=%s attempt=%d repeat=%s latency_ms=%.0f lag_ms=%.0f%s",
             event.event_id, outcome.account_id, channel, outcome.status, outcome.attempt, repeat,
             (time.monotonic() - started) * 1000,
@@ -103,7 +95,9 @@ class Notifier:
         return outcome
 
 
-async def on_access_event(msg: AccessEventV1, notifier: Annotated[Notifier, Context("notifier")]) -> None:
-    """Every access event passes here; only InviteSent causes a message (unknown types are normal)."""
-    if msg.type == INVITE_SENT:
-        await notifier.deliver_invite(msg)
+def _level(status: str, repeat: bool) -> int:
+    """A repeat (redelivery, re-publish, a restart reading the topic again) sent nothing: DEBUG,
+    or a restarted notifier logs a line per old invite that reads like a resend."""
+    if repeat:
+        return logging.DEBUG
+    return logging.WARNING if status == "failed" else logging.INFO

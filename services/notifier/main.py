@@ -17,10 +17,12 @@ from faststream.kafka import KafkaBroker
 from contracts import DeliveryOutcomeV1
 from services.common.database import create_pool, describe
 from services.common.dead_letters import dead_letter_middleware
+from services.common.event_routing import subscribe_by_type
 from services.common.heartbeat import run_heartbeat
 from services.common.kafka import broker_logger
 from services.common.settings import NotifierSettings
-from services.notifier.consumer import Notifier, on_access_event
+from services.notifier import handlers
+from services.notifier.consumer import Notifier
 from services.notifier.smtp import SmtpSender
 
 log = logging.getLogger("porchlight.notifier")
@@ -48,7 +50,7 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
     broker.add_middleware(dead_letter_middleware(broker, settings.dlq_topic, consumer=PROCESS))
     notifier = Notifier(settings, SmtpSender(settings), outcomes)
     broker.context.set_global("notifier", notifier)
-    broker.subscriber(
+    access_events = broker.subscriber(
         settings.access_topic,
         group_id=settings.notifier_group_id,
         # Tansu forgets committed offsets on restart; start from the beginning and let the
@@ -62,8 +64,9 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
         # event comes again (never ACK_FIRST, which commits before the email is sent).
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="notifier-access-events",
-        description="Access events; InviteSent sends the invitation, other types are ignored",
-    )(on_access_event)
+        description="Access events, one typed handler per type that sends something; other types are acknowledged",
+    )
+    subscribe_by_type(access_events, handlers.HANDLERS, otherwise=handlers.on_other_event)
     return broker, notifier
 
 

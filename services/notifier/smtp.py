@@ -16,7 +16,7 @@ from uuid import UUID
 import aiosmtplib
 
 from services.common.settings import NotifierSettings
-from services.notifier.rendering import RenderedEmail
+from services.messages import RenderedEmail
 
 PROVIDER = "smtp"
 

@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts import AccessEventV1, Actor
-from contracts.access import INVITE_SENT, TOKEN_CLAIMED, event_id_for
+from contracts.access import TOKEN_CLAIMED, TYPE_HEADER, InviteSent, InviteSentV1, Sender, event_id_for
 from deploy.embedded import free_port
 from services.common import tokens
 from services.common.kafka import create_producer
@@ -27,7 +27,7 @@ from services.common.settings import NotifierSettings
 from services.notifier.ledger import delivery_id_for
 from services.notifier.main import run
 from tests.conftest import SECRET_KEY
-from tests.helpers import poll_until, unique, wait_for_dead_letter
+from tests.helpers import dead_letters, poll_until, unique, wait_for_dead_letter
 
 LINK = re.compile(r"https?://\S+/claim/[A-Za-z0-9_.-]+")
 
@@ -70,11 +70,10 @@ async def recording(bootstrap: str, topic: str) -> AsyncIterator[list[dict]]:
         await consumer.stop()
 
 
-def invite_sent(workspace: str, email: str, *, name: str = "Ana Traveler", logo: str | None = None) -> AccessEventV1:
+def invite_sent(workspace: str, email: str, *, name: str = "Ana Traveler", logo: str | None = None) -> InviteSentV1:
     invitation_id, account_id = uuid.uuid4(), uuid.uuid4()
-    return AccessEventV1(
+    return InviteSentV1(
         event_id=event_id_for(invitation_id, 1),
-        type=INVITE_SENT,
         workspace=workspace,
         account_id=account_id,
         aggregate_id=invitation_id,
@@ -82,38 +81,58 @@ def invite_sent(workspace: str, email: str, *, name: str = "Ana Traveler", logo:
         position=1,
         occurred_at=datetime.now(timezone.utc),
         actor=Actor(kind="staff", id="staff-42"),
-        data={
-            "workspace": workspace,
-            "account_id": str(account_id),
-            "email": email,
-            "name": name,
-            "nonce": tokens.new_nonce(),
-            "expires_at": (datetime.now(timezone.utc) + timedelta(days=7)).isoformat(),
-            "channels": ["email"],
-            "method": "manual",
-            "sender": {
-                "workspace_name": "Pride Travelers",
-                "sender_name": "Pride Travelers",
-                "logo_url": logo,
-                "brand_color": "#C2185B",
-            },
-        },
+        data=InviteSent(
+            workspace=workspace,
+            account_id=account_id,
+            email=email,
+            name=name,
+            nonce=tokens.new_nonce(),
+            expires_at=datetime.now(timezone.utc) + timedelta(days=7),
+            channels=["email"],
+            method="manual",
+            sender=Sender(
+                workspace_name="Pride Travelers", sender_name="Pride Travelers", logo_url=logo, brand_color="#C2185B"
+            ),
+        ),
     )
 
 
-def expected_token(event: AccessEventV1) -> str:
-    return tokens.make_token(SECRET_KEY.encode(), tokens.CLAIM, event.aggregate_id, event.data["nonce"])
+def expected_token(event: InviteSentV1) -> str:
+    return tokens.make_token(SECRET_KEY.encode(), tokens.CLAIM, event.aggregate_id, event.data.nonce)
 
 
-async def publish(bootstrap: str, topic: str, *messages: AccessEventV1 | tuple[bytes, bytes]) -> None:
+async def publish(bootstrap: str, topic: str, *messages: AccessEventV1 | tuple) -> None:
+    """Envelopes as the relay publishes them (with the `type` header); tuples as they are:
+    (key, value) without headers, as an older producer or a stranger would, or (key, value, headers)."""
     producer = create_producer(bootstrap)
     await producer.start()
     try:
         for m in messages:
-            key, value = (m.key, m.model_dump_json().encode()) if isinstance(m, AccessEventV1) else m
-            await producer.send_and_wait(topic, value, key=key)
+            if isinstance(m, AccessEventV1):
+                key, value, headers = m.key, m.model_dump_json().encode(), m.headers
+            else:
+                key, value, headers = (*m, [])[:3]
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
+
+
+def raw(event: AccessEventV1, *, type_header: bool = True, **changes) -> tuple[bytes, bytes, list]:
+    """`event` as a raw message with `changes` made to its JSON body (`data__x` changes data's `x`)."""
+    body = event.model_dump(mode="json")
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        target = body
+        for parent in parents:
+            target = target[parent]
+        if value is DROP:
+            del target[leaf]
+        else:
+            target[leaf] = value
+    return event.key, json.dumps(body).encode(), [(TYPE_HEADER, body["type"].encode())] if type_header else []
+
+
+DROP = object()
 
 
 def outcomes_for(seen: list[dict], event: AccessEventV1) -> list[dict]:
@@ -123,7 +142,7 @@ def outcomes_for(seen: list[dict], event: AccessEventV1) -> list[dict]:
 async def test_invite_is_sent_once_with_branding_and_outcome(
     base_env, topic_names, smtp_server, pg_pool, kafka_bootstrap, caplog
 ):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG, logger="porchlight.notifier")
     settings = notifier_settings(base_env, smtp_server.port, public_base_url="http://portal.test:8000")
     ws = unique("ws")
     first = invite_sent(ws, f"{unique('ana')}@example.com", logo="https://cdn.example.com/pride.png")
@@ -132,7 +151,7 @@ async def test_invite_is_sent_once_with_branding_and_outcome(
     async with recording(kafka_bootstrap, topic_names["deliveries"]) as outcomes:
         async with running(settings):
             await publish(kafka_bootstrap, access, first)
-            [mail] = await smtp_server.wait_for(first.data["email"])
+            [mail] = await smtp_server.wait_for(first.data.email)
 
             link = tokens.claim_link("http://portal.test:8000", ws, expected_token(first))
             assert mail.message["Subject"] == "Pride Travelers invited you to their client portal"
@@ -152,10 +171,12 @@ async def test_invite_is_sent_once_with_branding_and_outcome(
 
             # The relay re-publishes; an event of another type and a malformed message pass by.
             second = invite_sent(ws, f"{unique('ben')}@example.com")
-            claimed = first.model_copy(update={"event_id": uuid.uuid4(), "type": TOKEN_CLAIMED, "data": {}})
+            claimed = AccessEventV1.model_validate(
+                first.model_dump() | {"event_id": uuid.uuid4(), "type": TOKEN_CLAIMED, "data": {"at": "2030-01-01"}}
+            )
             junk = (second.key, b'{"not": "an access event"}')
             await publish(kafka_bootstrap, access, first, claimed, junk, second)
-            await smtp_server.wait_for(second.data["email"])
+            await smtp_server.wait_for(second.data.email)
             # Same partition (same key) and in order: the duplicate was handled before `second`.
             await poll_until(lambda: _async(len(outcomes_for(outcomes, first)) == 2), what="the re-published outcome")
 
@@ -163,13 +184,13 @@ async def test_invite_is_sent_once_with_branding_and_outcome(
         third = invite_sent(ws, f"{unique('cy')}@example.com")
         await publish(kafka_bootstrap, access, third)
         async with running(settings.model_copy(update={"notifier_group_id": unique("notifier")})):
-            await smtp_server.wait_for(third.data["email"])
+            await smtp_server.wait_for(third.data.email)
 
     record, headers = await wait_for_dead_letter(kafka_bootstrap, topic_names["dlq"])
     assert (record.key, record.value) == junk
     assert headers["dlq-consumer"] == "notifier" and headers["dlq-topic"] == access
-    assert len(smtp_server.recorder.to(first.data["email"])) == 1
-    assert len(smtp_server.recorder.to(second.data["email"])) == 1
+    assert len(smtp_server.recorder.to(first.data.email)) == 1
+    assert len(smtp_server.recorder.to(second.data.email)) == 1
     assert len(smtp_server.recorder.received) == 3
     repeats = outcomes_for(outcomes, first)
     assert {o["delivery_id"] for o in repeats} == {str(delivery_id_for(first.event_id, "email"))}
@@ -182,7 +203,10 @@ async def test_invite_is_sent_once_with_branding_and_outcome(
         token = expected_token(event)
         assert token not in caplog.text
         assert not [o for o in outcomes if token.encode() in o["raw"]]
-    assert f"event_id={first.event_id}" in caplog.text and "status=sent" in caplog.text
+    # The first send at INFO; the repeats (re-publish, restart) at DEBUG: nothing was sent again.
+    sent, *repeats = [r for r in caplog.records if f"delivery event_id={first.event_id}" in r.getMessage()]
+    assert sent.levelno == logging.INFO and "status=sent" in sent.getMessage() and "repeat=False" in sent.getMessage()
+    assert repeats and all(r.levelno == logging.DEBUG and "repeat=True" in r.getMessage() for r in repeats)
 
 
 async def test_failed_send_is_recorded_and_retried_after_restart(base_env, smtp_server, kafka_bootstrap, topic_names):
@@ -196,7 +220,7 @@ async def test_failed_send_is_recorded_and_retried_after_restart(base_env, smtp_
 
         # Same group: the failed event was never acknowledged, so it comes back.
         async with running(dead.model_copy(update={"smtp_port": smtp_server.port})):
-            await smtp_server.wait_for(event.data["email"])
+            await smtp_server.wait_for(event.data.email)
             sent = await poll_until(
                 lambda: _async([o for o in outcomes_for(outcomes, event) if o["status"] == "sent"]), what="sent"
             )
@@ -211,19 +235,28 @@ async def _async(value):
 pytestmark = pytest.mark.timeout(90)
 
 
-async def test_invite_without_name_is_sent_and_broken_invite_is_dead_lettered(
+async def test_invite_without_name_is_sent_and_broken_invites_are_dead_lettered(
     base_env, smtp_server, kafka_bootstrap, topic_names
 ):
     ws = unique("ws")
     nameless = invite_sent(ws, f"{unique('nn')}@example.com")
-    nameless = nameless.model_copy(update={"data": {**nameless.data, "name": None}})
-    broken = invite_sent(ws, f"{unique('br')}@example.com")
-    broken = broken.model_copy(update={"data": {k: v for k, v in broken.data.items() if k != "nonce"}})
+    nameless = nameless.model_copy(update={"data": nameless.data.model_copy(update={"name": None})})
+    key = nameless.key  # one partition for all, so each message below is handled before `nameless`
+    no_nonce = raw(invite_sent(ws, f"{unique('br')}@example.com"), data__nonce=DROP)
+    # Routed by the body's type (no header), then refused by the InviteSent contract.
+    bad_expiry = raw(invite_sent(ws, f"{unique('be')}@example.com"), type_header=False, data__expires_at="soon")
+    # A type this notifier does not know, from an Actor with a field it does not know: passes by.
+    future = raw(nameless, type="SomethingInvented", event_id=str(uuid.uuid4()), actor__team="night shift",
+                 data={"colour": "teal"})
     async with running(notifier_settings(base_env, smtp_server.port)):
-        await publish(kafka_bootstrap, topic_names["access"], broken, nameless)
-        [mail] = await smtp_server.wait_for(nameless.data["email"])
-    assert "Welcome!" in mail.part("plain")
-    record, headers = await wait_for_dead_letter(kafka_bootstrap, topic_names["dlq"])
-    assert record.value == broken.model_dump_json().encode()
-    assert headers["dlq-consumer"] == "notifier" and "nonce" in headers["dlq-reason"]
-    assert not smtp_server.recorder.to(broken.data["email"])
+        await publish(
+            kafka_bootstrap, topic_names["access"],
+            *((key, value, headers) for _, value, headers in (no_nonce, bad_expiry, future)), nameless,
+        )
+        [mail] = await smtp_server.wait_for(nameless.data.email)
+        assert "Welcome!" in mail.part("plain")
+        parked = await dead_letters(kafka_bootstrap, topic_names["dlq"])
+    assert [value for _, value, _ in parked] == [no_nonce[1], bad_expiry[1]]
+    assert all(headers["dlq-consumer"] == "notifier" for _, _, headers in parked)
+    assert "nonce" in parked[0][2]["dlq-reason"] and "expires_at" in parked[1][2]["dlq-reason"]
+    assert smtp_server.recorder.received == [mail]

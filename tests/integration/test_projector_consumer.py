@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -10,7 +11,7 @@ from projections.main import run
 from services.common.heartbeat import live_processes
 from services.common.kafka import create_producer
 from services.common.settings import ProjectorSettings
-from tests.helpers import poll_until, unique, wait_for_dead_letter
+from tests.helpers import dead_letters, poll_until, unique, wait_for_dead_letter
 from tests.integration.envelopes import AccountStory
 
 
@@ -27,14 +28,29 @@ async def projector(base_env, monkeypatch):
         await task
 
 
-async def _publish(bootstrap: str, topic: str, *messages) -> None:
+async def _publish(bootstrap: str, topic: str, *messages, type_header: bool = True) -> None:
+    """Publish as the relay does: the body, keyed by account, with the `type` header (unless told not to,
+    as an older producer would)."""
     producer = create_producer(bootstrap)
     await producer.start()
     try:
         for message in messages:
-            await producer.send_and_wait(topic, message.model_dump_json().encode(), key=message.key)
+            if isinstance(message, tuple):  # (key, raw body, headers): what no model would write
+                key, value, headers = message
+            else:
+                key, value = message.key, message.model_dump_json().encode()
+                headers = getattr(message, "headers", []) if type_header else []
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
     finally:
         await producer.stop()
+
+
+async def _applied(pool, event) -> bool:
+    return await pool.fetchval(
+        "SELECT true FROM projection_applied WHERE projection = 'status_list' AND aggregate_id = $1 AND version = $2",
+        event.aggregate_id,
+        event.aggregate_version,
+    )
 
 
 async def test_published_events_make_the_account_active_once(projector, pg_pool, topic_names, kafka_bootstrap):
@@ -55,18 +71,12 @@ async def test_published_events_make_the_account_active_once(projector, pg_pool,
 
     await poll_until(beating, what="the projector's heartbeat")
 
-    # The relay re-publishes after a crash; then a later event shows the duplicates were consumed.
+    # The relay re-publishes after a crash (here an older relay, without the type header);
+    # then a later event shows the duplicates were consumed.
     marker = story.other("SomethingInvented")
-    await _publish(kafka_bootstrap, topic_names["access"], created, sent, activated, marker)
+    await _publish(kafka_bootstrap, topic_names["access"], created, sent, activated, marker, type_header=False)
 
-    async def marker_applied():
-        return await pg_pool.fetchval(
-            "SELECT true FROM projection_applied WHERE aggregate_id = $1 AND version = $2",
-            marker.aggregate_id,
-            marker.aggregate_version,
-        )
-
-    await poll_until(marker_applied, what="the event after the duplicates")
+    await poll_until(lambda: _applied(pg_pool, marker), what="the event after the duplicates")
     assert await active() == row
 
 
@@ -111,3 +121,44 @@ async def test_a_malformed_message_is_dead_lettered_and_the_partition_moves_on(
     assert headers["dlq-topic"] == topic_names["access"]
     assert record.value == b'{"not": "an envelope"}' and record.key == created.key
     assert headers["dlq-consumer"] == "projector" and "ValidationError" in headers["dlq-reason"]
+
+
+async def test_a_known_type_with_a_malformed_payload_is_dead_lettered_and_unknown_ones_pass(
+    projector, pg_pool, topic_names, kafka_bootstrap
+):
+    story = AccountStory(unique(), f"{unique('mal')}@example.com")
+    created = story.created()
+    # A known type whose payload breaks its contract: `resources` must be a list of resources.
+    broken = created.model_dump(mode="json")
+    broken["data"]["resources"] = "trip-1"
+    broken_value = json.dumps(broken).encode()
+    # A type added after this projector was built, from an Actor with a field it does not know.
+    future = story.other("SomethingInvented", {"colour": "teal"}).model_dump(mode="json")
+    future["actor"]["team"] = "night shift"
+    marker = story.other("AlsoInvented")
+
+    # One key, so one partition, in this order: the good events sit behind the bad one.
+    await _publish(
+        kafka_bootstrap,
+        topic_names["access"],
+        (created.key, broken_value, created.headers),
+        (created.key, json.dumps(future).encode(), []),  # no header: routed by the body's type
+        created,
+        marker,
+    )
+
+    async def row():
+        return await pg_pool.fetchrow("SELECT status, resources FROM account_status WHERE account_id = $1",
+                                      story.account_id)
+
+    await poll_until(lambda: _applied(pg_pool, marker), what="the events behind the malformed one")
+    assert (await row())["status"] == "pending"
+    assert json.loads((await row())["resources"]) == [{"type": "trip", "id": "trip-1"}]
+    assert await pg_pool.fetchval(
+        "SELECT true FROM projection_applied WHERE projection = 'status_list' AND aggregate_id = $1 AND version = $2",
+        story.account_id, future["aggregate_version"],
+    )
+
+    [(key, value, headers)] = await dead_letters(kafka_bootstrap, topic_names["dlq"])
+    assert (key, value) == (created.key, broken_value)
+    assert headers["dlq-consumer"] == "projector" and "resources" in headers["dlq-reason"]

@@ -9,13 +9,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from projections import deliveries, status_list
+from projections import deliveries
+from projections.projector import Projector
 from projections.query_api import router
 from services.common.problems import Problem, handle_problem
 from services.common.staff_auth import make_staff_token
 from tests.conftest import STAFF_JWT_SECRET
 from tests.helpers import unique
-from tests.integration.envelopes import AccountStory
+from tests.integration.envelopes import AccountStory, project
 
 
 @pytest.fixture
@@ -35,9 +36,7 @@ def _auth(ws: str, role: str = "viewer") -> dict[str, str]:
 
 async def _seed(pool, story: AccountStory, *, active: bool = False) -> AccountStory:
     events = [story.created(), story.invite_sent()] + ([story.activated()] if active else [])
-    async with pool.acquire() as conn:
-        for event in events:
-            await status_list.apply(conn, event)
+    await project(pool, *events)
     return story
 
 
@@ -124,8 +123,7 @@ async def test_bad_query_parameters_are_422_problems(client, workspace):
 async def test_one_account_with_deliveries(client, pg_pool, workspace):
     ws, stories = workspace
     story = stories["ann@example.com"]
-    async with pg_pool.acquire() as conn:
-        await deliveries.apply(conn, story.delivery("failed", attempt=1))
+    await deliveries.on_delivery(story.delivery("failed", attempt=1), Projector(pg_pool))
     response = await client.get(f"/v1/workspaces/{ws}/accounts/{story.account_id}", headers=_auth(ws, "agent"))
     assert response.status_code == 200
     body = response.json()

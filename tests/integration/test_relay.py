@@ -43,6 +43,7 @@ class TopicReader:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=unique("reader"))
         self.raw: list[tuple[bytes, bytes]] = []
+        self.type_headers: list[bytes | None] = []  # the `type` header of each message in `raw`
 
     async def __aenter__(self):
         await self.consumer.start()
@@ -54,6 +55,7 @@ class TopicReader:
     async def read(self) -> list[AccessEventV1]:
         batch = await self.consumer.getmany(timeout_ms=200)
         self.raw += [(m.key, m.value) for msgs in batch.values() for m in msgs]
+        self.type_headers += [dict(m.headers).get("type") for msgs in batch.values() for m in msgs]
         return [AccessEventV1.model_validate_json(v) for _, v in self.raw]
 
 
@@ -87,6 +89,8 @@ async def test_relay_publishes_envelopes_keyed_by_account_in_order(access, pg_po
             by_account.setdefault(envelope.account_id, []).append(envelope.type)
     assert by_account[claimed.account_id] == ["AccountCreated", "InviteSent", "TokenClaimed", "AccountActivated"]
     assert all(types == ["AccountCreated", "InviteSent"] for acc, types in by_account.items() if acc != claimed.account_id)
+    # Consumers route on the `type` header without parsing the body.
+    assert reader.type_headers == [AccessEventV1.model_validate_json(v).type.encode() for _, v in reader.raw]
     sent = next(e for e in events if e.type == "InviteSent" and e.account_id == claimed.account_id)
     assert sent.data["email"] == "c0@example.com" and sent.data["sender"]["sender_name"] == "Pride Travelers"
     assert sent.actor.kind == "staff" and sent.actor.id == "staff-1"

@@ -10,7 +10,7 @@ from aiosmtpd.controller import Controller
 
 from deploy import embedded
 from services.common.settings import NotifierSettings
-from services.notifier.rendering import RenderedEmail
+from services.messages import RenderedEmail
 from services.notifier.smtp import SEND_ERRORS, SmtpSender
 from tests.helpers import SmtpRecorder
 

@@ -1,26 +1,22 @@
-"""The status-list and deliveries projections, applied directly on a real PostgreSQL."""
+"""The status-list and deliveries projections: their typed handlers called directly on a real PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from projections import deliveries, status_list
+from projections import deliveries
+from projections.projector import Projector
 from tests.helpers import unique
-from tests.integration.envelopes import AccountStory
+from tests.integration.envelopes import AccountStory, project
 
 
 async def _row(pool, story: AccountStory):
     return await pool.fetchrow("SELECT * FROM account_status WHERE account_id = $1", story.account_id)
 
 
-async def _apply(pool, *events) -> list[bool]:
-    async with pool.acquire() as conn:
-        return [await status_list.apply(conn, e) for e in events]
-
-
 async def test_created_and_invited_account_is_pending_with_expiry(pg_pool):
     story = AccountStory(unique(), f"{unique('dana')}@example.com")
-    assert await _apply(pg_pool, story.created(), story.invite_sent(ttl_hours=48)) == [True, True]
+    assert await project(pg_pool, story.created(), story.invite_sent(ttl_hours=48)) == [True, True]
 
     row = await _row(pg_pool, story)
     assert row["status"] == "pending"
@@ -35,9 +31,9 @@ async def test_created_and_invited_account_is_pending_with_expiry(pg_pool):
 async def test_invite_sent_before_account_created_gives_the_same_row(pg_pool):
     in_order = AccountStory(unique(), "a@example.com")
     reversed_ = AccountStory(in_order.workspace, "b@example.com", at=in_order.at)
-    await _apply(pg_pool, in_order.created(), in_order.invite_sent())
+    await project(pg_pool, in_order.created(), in_order.invite_sent())
     created, sent = reversed_.created(), reversed_.invite_sent()
-    await _apply(pg_pool, sent, created)
+    await project(pg_pool, sent, created)
 
     ignore = {"account_id", "email", "invitation_id"}
     a, b = await _row(pg_pool, in_order), await _row(pg_pool, reversed_)
@@ -48,7 +44,7 @@ async def test_invite_sent_before_account_created_gives_the_same_row(pg_pool):
 async def test_activation_makes_the_account_active(pg_pool):
     story = AccountStory(unique(), "c@example.com")
     activated = story.activated()
-    await _apply(pg_pool, story.created(), story.invite_sent(), activated)
+    await project(pg_pool, story.created(), story.invite_sent(), activated)
 
     row = await _row(pg_pool, story)
     assert row["status"] == "active"
@@ -59,13 +55,13 @@ async def test_activation_makes_the_account_active(pg_pool):
 async def test_an_event_applied_twice_changes_nothing(pg_pool):
     story = AccountStory(unique(), "d@example.com")
     created, sent, activated = story.created(), story.invite_sent(), story.activated()
-    await _apply(pg_pool, created, sent, activated)
+    await project(pg_pool, created, sent, activated)
     before = await _row(pg_pool, story)
 
     # A re-published event is the same event (same id, aggregate and version), even if
     # its payload were to differ; the projection must not look at it again.
-    replayed = created.model_copy(update={"data": {**created.data, "name": "Someone Else"}})
-    assert await _apply(pg_pool, replayed, sent, activated) == [False, False, False]
+    replayed = created.model_copy(update={"data": created.data.model_copy(update={"name": "Someone Else"})})
+    assert await project(pg_pool, replayed, sent, activated) == [False, False, False]
 
     assert await _row(pg_pool, story) == before
     applied = await pg_pool.fetchval(
@@ -77,27 +73,27 @@ async def test_an_event_applied_twice_changes_nothing(pg_pool):
 
 async def test_unknown_event_types_are_recorded_and_ignored(pg_pool):
     story = AccountStory(unique(), "e@example.com")
-    await _apply(pg_pool, story.created(), story.invite_sent())
+    await project(pg_pool, story.created(), story.invite_sent())
     before = await _row(pg_pool, story)
 
     future = story.other("SomethingInvented", {"colour": "teal"})
-    assert await _apply(pg_pool, future) == [True]
-    assert await _apply(pg_pool, future) == [False]
+    assert await project(pg_pool, future) == [True]
+    assert await project(pg_pool, future) == [False]
     assert await _row(pg_pool, story) == before
 
 
 async def test_delivery_outcome_is_recorded_once_and_shown_on_the_account(pg_pool):
     story = AccountStory(unique(), "f@example.com")
-    await _apply(pg_pool, story.created(), story.invite_sent())
+    await project(pg_pool, story.created(), story.invite_sent())
     failed = story.delivery("failed", attempt=1)
     sent = story.delivery("sent", attempt=2, delivery_id=failed.delivery_id)
 
-    async with pg_pool.acquire() as conn:
-        assert await deliveries.apply(conn, failed) is True
-        assert await deliveries.apply(conn, sent) is True
-        assert await deliveries.apply(conn, sent) is False
-        # An older attempt arriving late does not hide the newer outcome.
-        assert await deliveries.apply(conn, failed) is False
+    projector = Projector(pg_pool)
+    assert await deliveries.on_delivery(failed, projector) is True
+    assert await deliveries.on_delivery(sent, projector) is True
+    assert await deliveries.on_delivery(sent, projector) is False
+    # An older attempt arriving late does not hide the newer outcome.
+    assert await deliveries.on_delivery(failed, projector) is False
 
     rows = await pg_pool.fetch(
         "SELECT attempt, status FROM account_deliveries WHERE account_id = $1 ORDER BY attempt", story.account_id
@@ -108,7 +104,6 @@ async def test_delivery_outcome_is_recorded_once_and_shown_on_the_account(pg_poo
 
 async def test_delivery_projected_before_the_account_is_caught_up(pg_pool):
     story = AccountStory(unique(), "g@example.com")
-    async with pg_pool.acquire() as conn:
-        assert await deliveries.apply(conn, story.delivery("suppressed")) is True
-    await _apply(pg_pool, story.created(), story.invite_sent())
+    assert await deliveries.on_delivery(story.delivery("suppressed"), Projector(pg_pool)) is True
+    await project(pg_pool, story.created(), story.invite_sent())
     assert (await _row(pg_pool, story))["last_delivery_status"] == "suppressed"

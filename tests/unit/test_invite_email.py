@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from services.notifier.invite import DEFAULT_BRAND_COLOR, InviteSent, Sender
-from services.notifier.rendering import render_invite
+from contracts.access import InviteSent, Sender
+from services.messages import DEFAULT_BRAND_COLOR, render_invite
 from services.notifier.smtp import build_message
 
 LINK = "http://127.0.0.1:8000/portal/pride-travelers/claim/abc.def"
@@ -71,6 +71,18 @@ def test_unsafe_branding_falls_back_to_safe_values():
 def test_sender_name_cannot_inject_headers():
     rendered = render_invite(invite(sender_name="Pride\r\nBcc: victim@example.com"), LINK)
     assert "\n" not in rendered.subject and "\r" not in rendered.subject
+    assert rendered.from_name == "Pride Bcc: victim@example.com"
+    message = build_message(
+        rendered, to="ana@example.com", from_name=rendered.from_name, mail_from="portal@pl.test",
+        delivery_id=uuid.uuid4(),
+    )
+    assert message["Bcc"] is None and len(message["From"].addresses) == 1
+
+
+def test_missing_branding_falls_back_to_the_default_colour_and_no_logo():
+    rendered = render_invite(invite(brand_color=None, logo_url=None), LINK)
+    assert f"background-color: {DEFAULT_BRAND_COLOR}" in rendered.html and "<img" not in rendered.html
+    assert rendered.from_name == "Pride Travelers"
 
 
 def test_message_is_multipart_from_the_sender_with_a_stable_id():

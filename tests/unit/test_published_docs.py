@@ -4,6 +4,7 @@ and they carry the paths and topics API.md promises."""
 import json
 from pathlib import Path
 
+from contracts.access import ENVELOPES
 from deploy.docs import render_all
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -26,6 +27,21 @@ def test_documents_name_the_contract_of_api_md():
     envelope = json.loads((DOCS / "schemas" / "access-event-v1.json").read_text())
     assert {"event_id", "type", "workspace", "account_id", "aggregate_id", "aggregate_version", "position",
             "occurred_at", "actor", "data"} <= set(envelope["required"]) | set(envelope["properties"])
+
+
+def test_every_access_event_type_has_a_typed_payload_in_the_documents():
+    asyncapi = json.loads((DOCS / "asyncapi.json").read_text())
+    schemas = asyncapi["components"]["schemas"]
+    relay = asyncapi["components"]["messages"]["relay-access-events:Message"]["payload"]["$ref"].rsplit("/", 1)[1]
+    published = {ref["$ref"].rsplit("/", 1)[1] for ref in schemas[relay]["oneOf"]}
+    assert published == {cls.__name__ for cls in ENVELOPES.values()}
+    for event_type, cls in ENVELOPES.items():
+        assert schemas[cls.__name__]["properties"]["type"]["const"] == event_type
+        data_model = schemas[cls.__name__]["properties"]["data"]["$ref"].rsplit("/", 1)[1]
+        assert schemas[data_model]["properties"], event_type
+    exported = {json.loads(path.read_text())["properties"]["type"].get("const")
+                for path in (DOCS / "schemas").glob("access-event-v1.*.json")}
+    assert exported == set(ENVELOPES)
 
 
 def test_errors_are_documented_as_problem_details_with_their_codes():

@@ -1,0 +1,97 @@
+"""Every domain event the aggregates record has a typed contract, and the relay's envelope
+of it reads back as that contract: an `@event` added without a payload model fails here,
+not on the wire."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+from eventsourcing.domain import Aggregate, DomainEvent
+
+from contracts.access import ENVELOPES, PAYLOADS, AccessEventV1, parse_access_event
+from services.invite_service.domain.invitation import Invitation
+from services.invite_service.domain.portal_account import PortalAccount
+from services.invite_service.domain.workspace import Workspace
+from services.invite_service.envelopes import Origins, to_envelope
+
+AGGREGATES = (Workspace, PortalAccount, Invitation)
+STAFF = {"kind": "staff", "id": "staff-1", "reason": None}
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def domain_event_types(aggregate: type[Aggregate]) -> set[str]:
+    """The event classes `@event` declared on an aggregate (not its `Event`/`Created` bases)."""
+    return {
+        name
+        for name, value in vars(aggregate).items()
+        if isinstance(value, type) and issubclass(value, DomainEvent)
+        and value not in (aggregate.Event, aggregate.Created)
+    }
+
+
+def every_event() -> list[DomainEvent]:
+    """One of each event type, recorded by the aggregates' own commands."""
+    workspace = Workspace(slug="pride", settings={"name": "Pride", "plan": "pro"}, actor=STAFF)
+    workspace.change_settings(
+        changes={"branding": {"brand_color": "#0B7A75"}, "roles": ["assistant"], "team_notify_email": None},
+        actor=STAFF,
+    )
+    invitation_id = uuid4()
+    account = PortalAccount(
+        workspace="pride", email="ana@example.com", name="Ana", role="customer", company="Acme",
+        phone="+14155550123", contact_id="c-1", resources=[{"type": "trip", "id": "T-1"}],
+        invitation_id=invitation_id, actor=STAFF,
+    )
+    invitation = Invitation(
+        workspace="pride", account_id=account.id, email="ana@example.com", name=None, nonce="n-1",
+        expires_at=NOW + timedelta(days=7), channels=["email"], method="manual", sender=workspace.sender,
+        actor=STAFF,
+    )
+    invitation.claim(at=NOW, actor={"kind": "client", "id": str(account.id), "reason": None})
+    account.activate(invitation_id=invitation_id, actor={"kind": "client", "id": str(account.id), "reason": None})
+    return [*workspace.collect_events(), *account.collect_events(), *invitation.collect_events()]
+
+
+EVENTS = every_event()
+
+
+@pytest.mark.parametrize("aggregate", AGGREGATES, ids=lambda a: a.__name__)
+def test_every_domain_event_type_has_a_payload_model_and_envelope(aggregate):
+    declared = domain_event_types(aggregate)
+    assert declared, f"no events found on {aggregate.__name__}"
+    missing = declared - set(PAYLOADS)
+    assert not missing, f"add a payload model and typed envelope to contracts.access for {sorted(missing)}"
+    assert declared <= set(ENVELOPES)
+
+
+def test_the_story_covers_every_declared_event_type():
+    declared = set().union(*(domain_event_types(a) for a in AGGREGATES))
+    assert {type(e).__name__ for e in EVENTS} == declared
+
+
+@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
+def test_an_envelope_reads_back_as_its_typed_contract(event):
+    first_events = {e.originator_id: e for e in EVENTS if e.originator_version == 1}
+    origins = Origins(first_events.__getitem__)
+    envelope = to_envelope(event, position=42, origin=origins.of(event))
+    name = type(event).__name__
+
+    parsed = parse_access_event(envelope.model_dump_json())
+
+    assert type(parsed) is type(envelope) is ENVELOPES[name]
+    assert isinstance(parsed.data, PAYLOADS[name])
+    assert parsed.model_dump(mode="json") == envelope.model_dump(mode="json")
+    assert parsed.headers == [("type", name.encode())]
+
+
+def test_an_unknown_type_stays_a_plain_envelope_and_unknown_fields_are_ignored():
+    event = EVENTS[0]
+    envelope = to_envelope(event, position=1, origin=("pride", None))
+    body = envelope.model_dump(mode="json") | {"type": "SomethingInvented", "data": {"colour": "teal"}}
+    body["actor"] = body["actor"] | {"team": "night shift"}
+
+    parsed = parse_access_event(body)
+
+    assert type(parsed) is AccessEventV1 and parsed.data == {"colour": "teal"}
