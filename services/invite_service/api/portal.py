@@ -158,7 +158,9 @@ async def _current_account(request: Request, access, pool, ws: str):
     return account
 
 
-@router.get("/session")
+@router.get("/session", responses={401: {
+    "description": "Not signed in, signed out, or the account was disabled or reset since (`not_signed_in`)",
+    "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}})
 async def session(request: Request, access: Access, pool: Pool, ws: str = Path()) -> dict[str, Any]:
     account = await _current_account(request, access, pool, ws)
     if account is None:
@@ -172,7 +174,9 @@ async def session(request: Request, access: Access, pool: Pool, ws: str = Path()
     }
 
 
-@router.get("/", response_class=Response)
+@router.get("/", response_class=Response, responses={
+    200: {"description": "The portal page of the signed-in client", "content": {"text/html": {}}},
+    401: {"description": "A page saying the client is not signed in", "content": {"text/html": {}}}})
 async def home(request: Request, access: Access, pool: Pool, ws: str = Path()) -> Response:
     account = await _current_account(request, access, pool, ws)
     ctx = {"brand": await _brand(access, ws), "account": account, "sign_out": f"/portal/{ws}/sign-out"}
