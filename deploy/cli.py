@@ -64,6 +64,7 @@ def api(
     import uvicorn
 
     from services.common.settings import ApiSettings
+    from services.invite_service.api.edge import server_options  # forwarded headers, header size
 
     settings = _settings(ApiSettings)
     settings.host = host or settings.host
@@ -73,11 +74,12 @@ def api(
         # Worker processes build their own app from the environment (uvicorn imports the factory).
         os.environ.update(HOST=settings.host, PORT=str(settings.port))
         uvicorn.run("services.invite_service.api.app:create_app_from_env", factory=True, workers=workers,
-                    host=settings.host, port=settings.port, log_config=None, access_log=False)
+                    host=settings.host, port=settings.port, log_config=None, access_log=False, **server_options(settings))
     else:
         from services.invite_service.api.app import create_app
 
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
+                    **server_options(settings))
 
 
 @app.command()

@@ -18,6 +18,7 @@ from services.common.problems import problem_responses, problem_schemas
 from services.common.settings import ApiSettings
 from services.invite_service.api import health, invitations, portal, workspaces
 from services.invite_service.api.body_limits import BodyLimits
+from services.invite_service.api.edge import install_edge
 from services.invite_service.api.rate_limits import FailureLimiter
 from services.invite_service.api.errors import install_error_handlers
 from services.invite_service.application import PortalAccess
@@ -56,6 +57,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_error_handlers(app)
     app.state.claim_failures = FailureLimiter("claim", settings.portal_failed_claims_per_minute)
     app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
+    install_edge(app, settings)  # after every other middleware: it must run first
     for module in (health, workspaces, invitations, portal):
         app.include_router(module.router)
     app.add_route("/metrics", _metrics, include_in_schema=False)
