@@ -83,6 +83,7 @@ class ApiSettings(CommonSettings, SecretKeySettings):
         default_factory=list,
         description="Comma-separated addresses/CIDRs whose X-Forwarded-For is believed; empty: nobody's",
     )
+    max_header_bytes: int = Field(16_384, ge=4096, description="Larger request line plus headers are refused with 431")
 
 
 class RelaySettings(CommonSettings):
