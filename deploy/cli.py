@@ -74,7 +74,8 @@ def api(
         # Worker processes build their own app from the environment (uvicorn imports the factory).
         os.environ.update(HOST=settings.host, PORT=str(settings.port))
         uvicorn.run("services.invite_service.api.app:create_app_from_env", factory=True, workers=workers,
-                    host=settings.host, port=settings.port, log_config=None, access_log=False, **server_options(settings))
+                    host=settings.host, port=settings.port, log_config=None, access_log=False,
+                    **server_options(settings))
     else:
         from services.invite_service.api.app import create_app
 

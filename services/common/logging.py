@@ -61,7 +61,9 @@ def _renderers(fmt: str) -> list:
     return [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=short_traceback)]
 
 
-def configure_logging(level: str = "INFO", fmt: str = "console", process: str = "porchlight", stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: str = "INFO", fmt: str = "console", process: str = "porchlight", stream: TextIO | None = None
+) -> None:
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

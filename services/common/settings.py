@@ -37,9 +37,10 @@ def _addresses_or_networks(values: list[str]) -> list[str]:
     checked = []
     for value in values:
         try:
-            checked.append(str(ipaddress.ip_network(value, strict=False)) if "/" in value else str(ipaddress.ip_address(value)))
+            address = ipaddress.ip_network(value, strict=False) if "/" in value else ipaddress.ip_address(value)
         except ValueError:
             raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+        checked.append(str(address))
     return checked
 
 

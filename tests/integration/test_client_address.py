@@ -42,7 +42,8 @@ async def behind_uvicorn(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClie
 
 
 async def _open_invalid_link(client: httpx.AsyncClient, forwarded_for: str) -> int:
-    response = await client.get(f"/portal/{unique('ws')}/claim/not-a-link", headers={**JSON, "X-Forwarded-For": forwarded_for})
+    headers = {**JSON, "X-Forwarded-For": forwarded_for}
+    response = await client.get(f"/portal/{unique('ws')}/claim/not-a-link", headers=headers)
     return response.status_code
 
 
