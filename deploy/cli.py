@@ -70,6 +70,7 @@ def api(
     import uvicorn
 
     from services.common.settings import ApiSettings
+    from services.invite_service.api.edge import server_options  # forwarded headers, header size
 
     settings = _settings(ApiSettings)
     settings.host = host or settings.host
@@ -79,11 +80,13 @@ def api(
         # Worker processes build their own app from the environment (uvicorn imports the factory).
         os.environ.update(HOST=settings.host, PORT=str(settings.port))
         uvicorn.run("deploy.api_app:create_api_from_env", factory=True, workers=workers,
-                    host=settings.host, port=settings.port, log_config=None, access_log=False)
+                    host=settings.host, port=settings.port, log_config=None, access_log=False,
+                    **server_options(settings))
     else:
         from deploy.api_app import create_api
 
-        uvicorn.run(create_api(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+        uvicorn.run(create_api(settings), host=settings.host, port=settings.port, log_config=None, access_log=False,
+                    **server_options(settings))
 
 
 @app.command()

@@ -38,8 +38,15 @@ async def list_accounts(
     q: Annotated[
         str | None, Query(min_length=1, max_length=200, description="Part of the name, email or company")
     ] = None,
-    resource_type: Annotated[str | None, Query(max_length=64, description="With resource_id: who may see it")] = None,
-    resource_id: Annotated[str | None, Query(max_length=200, description="With resource_type")] = None,
+    resource_type: Annotated[str | None, Query(
+        max_length=64,
+        description="Only accounts that may see this resource (`trip`, `project`, `customer`); needs "
+        "resource_id too, alone it is refused with 422 `invalid_filter`",
+    )] = None,
+    resource_id: Annotated[str | None, Query(
+        max_length=200,
+        description="The resource's id; needs resource_type too, alone it is refused with 422 `invalid_filter`",
+    )] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
     cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
 ) -> AccountPage:

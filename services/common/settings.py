@@ -7,10 +7,11 @@ process at start instead of running with a guessable key.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts import topics
 
@@ -24,6 +25,26 @@ def _check_secret(value: SecretStr) -> SecretStr:
 
 
 Secret = Annotated[SecretStr, AfterValidator(_check_secret)]
+
+
+def _split_commas(value: object) -> object:
+    return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
+
+
+def _addresses_or_networks(values: list[str]) -> list[str]:
+    """Each an IP address or a CIDR network, written the way uvicorn reads it. Refused
+    otherwise: uvicorn would take a typo for a literal host name that never matches."""
+    checked = []
+    for value in values:
+        try:
+            address = ipaddress.ip_network(value, strict=False) if "/" in value else ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address or CIDR network") from None
+        checked.append(str(address))
+    return checked
+
+
+Addresses = Annotated[list[str], NoDecode, BeforeValidator(_split_commas), AfterValidator(_addresses_or_networks)]
 
 
 class CommonSettings(BaseSettings):
@@ -59,6 +80,11 @@ class ApiSettings(CommonSettings, SecretKeySettings):
         30, ge=1, description="Invalid claim links one client address may open a minute before it gets 429"
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413")
+    trusted_proxies: Addresses = Field(
+        default_factory=list,
+        description="Comma-separated addresses/CIDRs whose X-Forwarded-For is believed; empty: nobody's",
+    )
+    max_header_bytes: int = Field(16_384, ge=4096, description="Larger request line plus headers are refused with 431")
 
 
 class RelaySettings(CommonSettings):

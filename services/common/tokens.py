@@ -33,6 +33,19 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _canonical_unb64(text: str) -> bytes:
+    """The bytes `text` spells, only if `text` is the one spelling `_b64` makes of them.
+
+    The decoder is lenient: it takes padding, the standard alphabet's `+` and `/`, skips
+    characters outside the alphabet and ignores the unused low bits of the last character.
+    Each of those gives one link many URLs, which defeats anything keyed on the URL
+    (caches, logs, rate limits, a link reported as leaked)."""
+    raw = _unb64(text)
+    if _b64(raw) != text:
+        raise ValueError("not the canonical spelling")
+    return raw
+
+
 def _mac(key: bytes, purpose: str, aggregate_id: UUID, nonce: str) -> bytes:
     message = f"{purpose}|{aggregate_id}|{nonce}".encode()
     return hmac.new(key, message, hashlib.sha256).digest()[:MAC_BYTES]
@@ -48,7 +61,7 @@ def parse_token(token: str) -> tuple[UUID, bytes] | None:
     if not sep or len(token) > 128:
         return None
     try:
-        return UUID(bytes=_unb64(head)), _unb64(tail)
+        return UUID(bytes=_canonical_unb64(head)), _canonical_unb64(tail)
     except (ValueError, binascii.Error):
         return None
 

@@ -56,7 +56,53 @@ def test_errors_are_documented_as_problem_details_with_their_codes():
         assert f"`{code}`" in documented, code
     for path in openapi["paths"].values():
         for operation in path.values():
+            # A page route may answer its errors as a page too.
+            page = "text/html" in operation["responses"].get("200", {}).get("content", {})
             for status, response in operation["responses"].items():
-                if status.startswith("4") and "application/problem+json" not in response.get("content", {}):
+                content = response.get("content", {})
+                as_page = page and "text/html" in content
+                if status.startswith("4") and "application/problem+json" not in content and not as_page:
                     raise AssertionError(f"{status} of {operation.get('summary')} is not documented as problem details")
     assert "ProblemDetails" in openapi["components"]["schemas"]
+
+
+def _openapi() -> dict:
+    return json.loads((DOCS / "openapi.json").read_text())
+
+
+def test_the_portal_session_routes_document_their_401():
+    paths = _openapi()["paths"]
+    session = paths["/portal/{ws}/session"]["get"]["responses"]
+    assert "`not_signed_in`" in session["401"]["description"]
+    assert "application/problem+json" in session["401"]["content"]
+    home = paths["/portal/{ws}/"]["get"]["responses"]
+    assert "text/html" in home["401"]["content"] and "text/html" in home["200"]["content"]
+
+
+def test_an_invitation_requires_email_in_the_schema():
+    invitation = _openapi()["components"]["schemas"]["InvitationIn"]
+    assert "email" in invitation["required"]
+    assert "default" not in invitation["properties"]["email"]
+
+
+def test_the_status_list_says_resource_type_and_resource_id_go_together():
+    parameters = {p["name"]: p for p in _openapi()["paths"]["/v1/workspaces/{ws}/accounts"]["get"]["parameters"]}
+    for name, other in (("resource_type", "resource_id"), ("resource_id", "resource_type")):
+        description = parameters[name]["description"]
+        assert other in description and "`invalid_filter`" in description, description
+
+
+def test_one_code_for_a_body_too_large():
+    document = (DOCS / "openapi.json").read_text()
+    assert "`body_too_large`" in document and "payload_too_large" not in document
+
+
+async def test_a_413_from_the_framework_answers_body_too_large():
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request
+
+    from services.invite_service.api.errors import handle_http_error
+
+    request = Request({"type": "http", "method": "POST", "path": "/v1/x", "headers": [], "query_string": b""})
+    response = await handle_http_error(request, HTTPException(413))
+    assert response.status_code == 413 and json.loads(response.body)["code"] == "body_too_large"

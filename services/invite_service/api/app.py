@@ -10,12 +10,14 @@ from contextlib import asynccontextmanager
 
 import anyio.to_thread
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from services.common.database import create_pool, eventsourcing_env
 from services.common.problems import problem_responses, problem_schemas
 from services.common.settings import ApiSettings
 from services.invite_service.api import health
 from services.invite_service.api.body_limits import BodyLimits
+from services.invite_service.api.edge import install_edge
 from services.invite_service.api.errors import install_error_handlers
 from services.invite_service.api.portal import claims, session
 from services.invite_service.api.rate_limits import FailureLimiter
@@ -46,11 +48,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await app.state.read_pool.close()
             app.state.portal_access.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their scripts from the installed package, not a CDN
         title="Porchlight",
         version="0.1.0",
         summary="Invitations and access for customer portals",
         lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     # What the dependencies in deps.py (and services/common/deps.py) resolve; routes never read app.state.
     app.state.settings = settings
@@ -59,6 +62,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.broker_probe = BrokerProbe(settings.kafka_bootstrap_servers)
     install_error_handlers(app)
     app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
+    install_edge(app, settings)  # after every other middleware: it must run first
     for module in (health, workspaces, invitations, claims, session):
         app.include_router(module.router)
     _document_problems(app)

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.common.problems import Problem, handle_problem, problem_response
 from services.invite_service.domain import errors as domain
@@ -63,15 +64,46 @@ async def handle_validation_error(request: Request, exc: RequestValidationError)
 
 
 async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
+    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
     return problem_response(Problem(exc.status_code, code, str(exc.detail), None, headers=exc.headers or {}), request)
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # The route's template, not the URL: a portal URL carries a token, which must never be logged.
-    route = request.scope.get("route")
-    log.exception("unhandled error on %s %s", request.method, getattr(route, "path", "(no route)"))
+    # The route's template, not the URL: a portal URL carries a token, which must never be
+    # logged; nor are headers or cookies (the log formatter shows no locals either).
+    route = getattr(request.scope.get("route"), "path", "(no route)")
+    message = str(exc)[:300]
+    log.error("unhandled error on %s %s: %s: %s", request.method, route, type(exc).__name__, message, exc_info=exc)
     return problem_response(Problem(500, "internal_error", "Internal error", "Something went wrong on our side."), request)
+
+
+class UnexpectedErrors:
+    """Answers an error no handler took with a 500 problem, logged once by handle_unexpected.
+
+    Starlette's outermost ServerErrorMiddleware calls the same handler but then re-raises,
+    so that the server logs the error a second time, whole ("Exception in ASGI application").
+    This pure ASGI middleware sits inside it and does not re-raise."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception as exc:  # noqa: BLE001 - the last stop before the server
+            response = await handle_unexpected(Request(scope), exc)
+            if not started:  # else the client sees the response cut short; the log says why
+                await response(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -79,4 +111,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(domain.DomainError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    # Errors raised by the middlewares registered after this one still reach Starlette's.
     app.add_exception_handler(Exception, handle_unexpected)
+    app.add_middleware(UnexpectedErrors)

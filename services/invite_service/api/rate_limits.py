@@ -5,6 +5,10 @@ links costs is an event-store read each. `FailureLimiter` counts failures per cl
 moving window (the `limits` library) and, once a client is over, answers 429 with
 Retry-After to everything that limiter guards until the window moves on.
 
+A client is its address, `request.client`, which edge.py resolves once for the whole app:
+`X-Forwarded-For` counts only from TRUSTED_PROXIES, else anyone could name a fresh address
+per request and never be limited.
+
 Counters live in this API process's memory: with several replicas the limit applies per
 replica. Sign-in's abuse limits (one-time codes, magic links) will need shared counters.
 """

@@ -4,7 +4,7 @@ in a field name must not silently drop what the caller meant to set."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -27,19 +27,41 @@ class BrandingIn(Strict):
     brand_color: str | None = Field(None, pattern=r"^#[0-9A-Fa-f]{6}$", examples=["#0B7A75"])
 
 
-class WorkspaceSettingsIn(Strict):
-    """Every field optional: a PUT sets what it names and keeps the rest."""
+def _refuse_null(value: object) -> object:
+    if value is None:
+        raise PydanticCustomError("null_not_allowed", "May not be null; leave the field out to keep its value.")
+    return value
 
-    name: str | None = Field(None, max_length=120)
-    portal_enabled: bool | None = None
-    plan: Literal["free", "pro"] | None = None
-    auto_invite_on_first_share: bool | None = None
-    invite_ttl_hours: int | None = Field(None, ge=1, le=720)
-    sign_in_method: Literal["magic_link", "password", "code"] | None = None
-    branding: BrandingIn | None = None
+
+def _without_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def _kept_when_absent(**constraints: Any) -> Any:
+    """A setting a PUT may leave out (the stored value stays) but may not set to null: it has
+    no 'no value', and a stored null broke every later read of the workspace and every invite.
+    The None default is never validated; pydantic leaves it unset and `exclude_unset` drops it."""
+    return Field(None, json_schema_extra=_without_default, **constraints)
+
+
+NotNull = BeforeValidator(_refuse_null)
+Role = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+
+
+class WorkspaceSettingsIn(Strict):
+    """Every field optional: a PUT sets what it names and keeps the rest. Only
+    `team_notify_email` and the branding fields take null, to clear them."""
+
+    name: Annotated[str, NotNull] = _kept_when_absent(max_length=120)
+    portal_enabled: Annotated[bool, NotNull] = _kept_when_absent()
+    plan: Annotated[Literal["free", "pro"], NotNull] = _kept_when_absent()
+    auto_invite_on_first_share: Annotated[bool, NotNull] = _kept_when_absent()
+    invite_ttl_hours: Annotated[int, NotNull] = _kept_when_absent(ge=1, le=720)
+    sign_in_method: Annotated[Literal["magic_link", "password", "code"], NotNull] = _kept_when_absent()
+    branding: Annotated[BrandingIn, NotNull] = _kept_when_absent(description="Each field may be null to clear it")
     team_notify_email: Email | None = None
-    roles: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]] | None = Field(
-        None, description="Roles this workspace defines beyond owner, charter_client and customer"
+    roles: Annotated[list[Role], NotNull] = _kept_when_absent(
+        description="Roles this workspace defines beyond owner, charter_client and customer"
     )
 
 
@@ -68,8 +90,7 @@ class Resource(Strict):
 
 
 class InvitationIn(Strict):
-    # Optional in the schema so that a missing email gets its own code, email_required.
-    email: Email = Field(None, validate_default=True, examples=["ana@example.com"])
+    email: Email = Field(examples=["ana@example.com"])
     name: str | None = Field(None, max_length=200)
     role: str = Field("customer", pattern=r"^[a-z][a-z0-9_]{0,39}$", examples=["charter_client"])
     company: str | None = Field(None, max_length=200)
@@ -79,6 +100,15 @@ class InvitationIn(Strict):
     channels: list[Literal["email", "sms"]] | None = Field(
         None, min_length=1, description="Default: email, plus SMS when a phone is on file"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _missing_email_is_email_required(cls, data: Any) -> Any:
+        # Required in the schema, yet a missing email answers its own code, email_required,
+        # as a blank one does, rather than pydantic's generic `missing`.
+        if isinstance(data, dict) and "email" not in data:
+            return {**data, "email": None}
+        return data
 
     @model_validator(mode="after")
     def _channels_follow_contact(self) -> InvitationIn:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from services.common.problems import Problem
+from services.common.problems import PROBLEM_JSON, PROBLEM_REF, Problem
 from services.invite_service import sessions
 from services.invite_service.api.deps import Access, ReadPool
 from services.invite_service.api.portal.pages import brand, templates, wants_json
@@ -29,7 +29,9 @@ async def _current_account(request: Request, access: PortalAccess, pool, ws: str
     return account
 
 
-@router.get("/session")
+@router.get("/session", responses={401: {
+    "description": "Not signed in, signed out, or the account was disabled or reset since (`not_signed_in`)",
+    "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}})
 async def session(request: Request, access: Access, pool: ReadPool, ws: str = Path()) -> dict[str, Any]:
     account = await _current_account(request, access, pool, ws)
     if account is None:
@@ -43,7 +45,9 @@ async def session(request: Request, access: Access, pool: ReadPool, ws: str = Pa
     }
 
 
-@router.get("/", response_class=Response)
+@router.get("/", response_class=Response, responses={
+    200: {"description": "The portal page of the signed-in client", "content": {"text/html": {}}},
+    401: {"description": "A page saying the client is not signed in", "content": {"text/html": {}}}})
 async def home(request: Request, access: Access, pool: ReadPool, ws: str = Path()) -> Response:
     account = await _current_account(request, access, pool, ws)
     ctx = {"brand": await brand(access, ws), "account": account, "sign_out": f"/portal/{ws}/sign-out"}
