@@ -18,7 +18,8 @@ from deploy import embedded
 from services.common.kafka import ensure_topics
 from services.common.database import eventsourcing_env
 from services.invite_service.application import InviteCommand, PortalAccess
-from services.invite_service.relay import Relay, load_position, save_position
+from services.common.log_follower import load_position, save_position
+from services.invite_service.relay import Relay
 from tests.conftest import SECRET_KEY
 from tests.helpers import poll_until, unique
 
