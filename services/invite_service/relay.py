@@ -101,7 +101,7 @@ class Relay:
         )
         summaries = asyncio.create_task(self._log_summaries())
         try:
-            log.info("relay starting (stored as %r), publishing to %s", self._name, self._topic)
+            log.info("relay starting (position stored as %r), publishing to %s", self._name, self._topic)
             await follower.follow(self._publish, on_idle=self._check_broker)
         finally:
             summaries.cancel()
