@@ -20,7 +20,8 @@ from deploy.migrate import migrate
 from services.common.database import create_pool, eventsourcing_env
 from services.common.kafka import create_producer, ensure_topics
 from services.invite_service.application import InviteCommand, PortalAccess
-from services.invite_service.relay import Relay, load_position, save_position
+from services.common.log_follower import load_position, save_position
+from services.invite_service.relay import Relay
 
 STAFF = {"kind": "staff", "id": "bench", "reason": None}
 

@@ -9,6 +9,7 @@ from projections.consumer import create_projector
 from projections.projector import ProjectorStats
 from services.common.database import create_pool, describe
 from services.common.heartbeat import run_heartbeat
+from services.common.reset_watcher import watch_broker_resets
 from services.common.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ async def run(settings: ProjectorSettings) -> None:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(run_heartbeat(pool, "projector"))
                 tasks.create_task(_log_summaries(stats))
+                tasks.create_task(watch_broker_resets(pool, brokers, "projector"))
         finally:
             # Waits for an in-flight handler (graceful_timeout), which still needs the pool.
             await asyncio.gather(*(broker.stop() for broker in brokers))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -63,3 +63,22 @@ async def broker_reachable(bootstrap_servers: str, timeout: float = 2.0) -> bool
         return False
     finally:
         await admin.close()
+
+
+async def topic_end_offsets(bootstrap_servers: str, topic: str, timeout_ms: int = 5000) -> dict[int, int] | None:
+    """Each partition's end offset (the offset the next message will get), or None when the
+    broker has no such topic. A client without a group, so it joins and commits nothing."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False, request_timeout_ms=timeout_ms)
+    await consumer.start()
+    try:
+        # Metadata of every topic: unlike a request naming the topic, it does not make Tansu
+        # create it. (Awaiting something before stop() also matters: aiokafka 0.14 raises
+        # CancelledError from a group-less consumer stopped before its first loop turn.)
+        await consumer.topics()
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            return None
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()

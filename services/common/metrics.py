@@ -19,6 +19,15 @@ COMMIT_BATCH = Histogram(
 RELAY_PUBLISHED = Counter("porchlight_relay_published_total", "Events the relay published and the broker acknowledged")
 RELAY_RETRIES = Counter("porchlight_relay_retries_total", "Times the relay backed off because the broker or PostgreSQL was away")
 RELAY_POSITION = Gauge("porchlight_relay_position", "Notification-log position the relay has stored")
+BROKER_RESETS = Counter(
+    "porchlight_broker_resets_total",
+    "Times the relay found the broker had lost events it acknowledged, and re-published the log",
+)
+CONSUMER_REWINDS = Counter(
+    "porchlight_consumer_rewinds_total",
+    "Times a consumer process re-read its partitions from the beginning after a broker reset",
+    ["process"],
+)
 DELIVERIES = Counter("porchlight_deliveries_total", "Notifier deliveries by channel and status", ["channel", "status"])
 PROJECTED = Counter("porchlight_projected_total", "Projector events by result", ["result"])
 

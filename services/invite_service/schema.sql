@@ -1,10 +1,4 @@
--- How far the relay has published the notification log, per relay name.
--- Written only after the broker acknowledged everything up to `position`.
-CREATE TABLE IF NOT EXISTS relay_positions (
-    relay       text        PRIMARY KEY,
-    position    bigint      NOT NULL,
-    updated_at  timestamptz NOT NULL DEFAULT now()
-);
+-- relay_positions (the relay's stored position) is services/common/schema.sql's: the log follower owns it.
 
 -- Portal sessions: server side, so they can be ended at once. Only a hash of the cookie
 -- value is stored; the cookie itself is never written anywhere.

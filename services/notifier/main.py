@@ -20,6 +20,7 @@ from services.common.dead_letters import dead_letter_middleware
 from services.common.event_routing import subscribe_by_type
 from services.common.heartbeat import run_heartbeat
 from services.common.kafka import broker_logger
+from services.common.reset_watcher import watch_broker_resets
 from services.common.settings import NotifierSettings
 from services.notifier import handlers
 from services.notifier.consumer import Notifier
@@ -75,6 +76,7 @@ async def run(settings: NotifierSettings) -> None:
     broker, notifier = create_notifier(settings)
     pool = await create_pool(settings.database_url, max_size=5)
     heartbeat: asyncio.Task | None = None
+    resets: asyncio.Task | None = None
     try:
         notifier.pool = pool
         await broker.start()
@@ -83,9 +85,12 @@ async def run(settings: NotifierSettings) -> None:
             settings.access_topic, settings.notifier_group_id, describe(settings.database_url),
             settings.smtp_host, settings.smtp_port,
         )
+        resets = asyncio.create_task(watch_broker_resets(pool, [broker], PROCESS), name="notifier-broker-resets")
         heartbeat = asyncio.create_task(run_heartbeat(pool, PROCESS), name="notifier-heartbeat")
         await heartbeat  # runs until this task is cancelled
     finally:
+        if resets is not None:
+            resets.cancel()  # before the broker stops: it seeks the broker's consumers
         # Shielded: the caller's cancellation must not cut the graceful stop short.
         await asyncio.shield(_shutdown(broker, heartbeat, pool, notifier))
 

@@ -17,7 +17,8 @@ from deploy import embedded
 from services.common.kafka import ensure_topics
 from services.common.database import eventsourcing_env
 from services.invite_service.application import InviteCommand, PortalAccess
-from services.invite_service.relay import Relay, load_position, save_position
+from services.common.log_follower import load_position, save_position
+from services.invite_service.relay import Relay
 from tests.conftest import SECRET_KEY
 from tests.helpers import poll_until, unique
 
@@ -226,7 +227,8 @@ async def test_relay_rides_out_a_broker_outage(access, pg_pool, tmp_path):
         assert not task.done(), "the relay exited instead of waiting for the broker"
         assert await load_position(pg_pool, relay_name) < invited.position, "nothing may count as published"
 
-        # Memory storage: the new broker starts empty, as after a restart of the embedded one.
+        # Memory storage: the new broker starts empty, as after a restart of the embedded one
+        # (the relay then re-publishes the whole log: test_broker_reset.py).
         broker = embedded.start_tansu(port, log_file=tmp_path / "tansu-2.log")
         await ensure_topics(broker.bootstrap_servers, [topic])
         await poll_until(lambda: _published_through(pg_pool, relay_name, access), timeout=30, what="publishing after it")

@@ -6,8 +6,9 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.common.broker_resets import reset_check
 from services.common.heartbeat import live_processes
-from services.invite_service.api.deps import Broker, ReadPool
+from services.invite_service.api.deps import Broker, ReadPool, Settings
 
 router = APIRouter(tags=["health"])
 
@@ -20,19 +21,23 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(pool: ReadPool, broker: Broker) -> JSONResponse:
+async def readyz(pool: ReadPool, broker: Broker, settings: Settings) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         await pool.fetchval("SELECT 1")
         checks["postgres"] = "ok"
         live = await live_processes(pool)
+        broker_reset = await reset_check(pool, settings.access_topic)
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["postgres"] = f"unreachable: {exc.__class__.__name__}"
         live = set()
+        broker_reset = "unknown"
     checks["broker"] = "ok" if await broker.reachable() else "unreachable"
     for process in BACKGROUND_PROCESSES:
         checks[process] = "ok" if process in live else "not running"
     ready = all(v == "ok" for v in checks.values())
+    # Informational, so not part of `ready`: after a reset email is late while the relay re-publishes, not lost.
+    checks["broker_reset"] = broker_reset
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
 
 
