@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from uuid import UUID
 
@@ -91,16 +90,15 @@ async def running(coro) -> AsyncIterator[asyncio.Task]:
         await asyncio.gather(task, return_exceptions=True)
 
 
-def pro_workspace(app: PortalAccess) -> str:
+async def pro_workspace(app: PortalAccess) -> str:
     ws = unique("ws")
-    app.configure_workspace(ws, {"plan": "pro", "name": "Pride Travelers"}, STAFF)
+    await app.configure_workspace(ws, {"plan": "pro", "name": "Pride Travelers"}, STAFF)
     return ws
 
 
-def invite(app: PortalAccess, ws: str, emails: list[str]) -> int:
-    """Invites committed through the Application, eight at a time; returns the log's head."""
-    with ThreadPoolExecutor(8) as threads:
-        list(threads.map(lambda e: app.invite(ws, InviteCommand(email=e, name=None, role="customer"), STAFF), emails))
+async def invite(app: PortalAccess, ws: str, emails: list[str]) -> int:
+    """Invites committed through the Application, concurrently (group commit); returns the log's head."""
+    await asyncio.gather(*(app.invite(ws, InviteCommand(email=e, name=None, role="customer"), STAFF) for e in emails))
     return app.recorder.max_notification_id()
 
 
@@ -140,12 +138,12 @@ async def test_relay_republishes_what_a_broker_that_came_back_empty_lost(access,
     relay = Relay(app, pool, broker.bootstrap_servers, topic, "relay", publish_timeout_ms=1000)
     counted = resets_counted()
     async with running(relay.run()):
-        ws = pro_workspace(app)
-        head = invite(app, ws, [f"before{i}@example.com" for i in range(5)])
+        ws = await pro_workspace(app)
+        head = await invite(app, ws, [f"before{i}@example.com" for i in range(5)])
         await poll_until(lambda: published_through(pool, "relay", head), what="the first invites acknowledged")
 
         broker.restart()  # nothing on it now, not even the topic
-        head = invite(app, ws, ["after@example.com"])
+        head = await invite(app, ws, ["after@example.com"])
 
         async def everything_on_the_new_broker():
             seen = {(e.aggregate_id, e.aggregate_version) for e in await read_topic(broker.bootstrap_servers, topic, AccessEventV1)}
@@ -168,8 +166,8 @@ async def test_relay_notices_an_empty_broker_when_no_event_follows(access, broke
     await ensure_topics(broker.bootstrap_servers, [topic])
     relay = Relay(app, pool, broker.bootstrap_servers, topic, "relay", publish_timeout_ms=1000, broker_check_seconds=0.2)
     async with running(relay.run()):
-        ws = pro_workspace(app)
-        head = invite(app, ws, [f"quiet{i}@example.com" for i in range(3)])
+        ws = await pro_workspace(app)
+        head = await invite(app, ws, [f"quiet{i}@example.com" for i in range(3)])
         await poll_until(lambda: published_through(pool, "relay", head), what="the invites acknowledged")
 
         broker.restart()
@@ -208,7 +206,7 @@ async def test_no_invite_is_lost_when_the_broker_restarts_mid_burst(access, own_
     await ensure_topics(broker.bootstrap_servers, list(topics.values()))
     notifier = notifier_settings(own_database, broker.bootstrap_servers, topics, smtp_server.port)
     relay = Relay(app, pool, broker.bootstrap_servers, topics["access"], "relay", publish_timeout_ms=1000)
-    ws = pro_workspace(app)
+    ws = await pro_workspace(app)
     emails = [f"burst{i}@example.com" for i in range(60)]
 
     async def emailed(addresses):
@@ -216,14 +214,14 @@ async def test_no_invite_is_lost_when_the_broker_restarts_mid_burst(access, own_
 
     async with running(relay.run()), running(run_projector(projector_settings(own_database, broker.bootstrap_servers, topics))):
         async with running(run_notifier(notifier)):
-            invite(app, ws, emails[:20])
+            await invite(app, ws, emails[:20])
             await poll_until(lambda: emailed(emails[:20]), timeout=30, what="the first emails")
-        head = invite(app, ws, emails[20:40])  # while the notifier is down
+        head = await invite(app, ws, emails[20:40])  # while the notifier is down
         await poll_until(lambda: published_through(pool, "relay", head), what="the broker to acknowledge them")
 
         broker.restart()
         async with running(run_notifier(notifier)):
-            invite(app, ws, emails[40:])
+            await invite(app, ws, emails[40:])
             await poll_until(lambda: emailed(emails), timeout=60, what="every invite's email")
 
             async def listed():
@@ -249,7 +247,7 @@ async def test_consumers_read_again_from_the_beginning_after_a_recorded_reset(
     handling each invite again (a repeated outcome, no second email)."""
     app, pool = access
     await ensure_topics(kafka_bootstrap, list(topics.values()))
-    ws = pro_workspace(app)
+    ws = await pro_workspace(app)
     emails = [f"again{i}@example.com" for i in range(3)]
     before = {p: rewinds_counted(p) for p in ("notifier", "projector")}
 
@@ -263,7 +261,7 @@ async def test_consumers_read_again_from_the_beginning_after_a_recorded_reset(
         running(run_notifier(notifier_settings(own_database, kafka_bootstrap, topics, smtp_server.port))),
         running(run_projector(projector_settings(own_database, kafka_bootstrap, topics))),
     ):
-        invite(app, ws, emails)
+        await invite(app, ws, emails)
         first = await poll_until(lambda: outcomes(3), timeout=30, what="the first outcomes")
         await record_reset(pool, "relay", topics["access"], "recorded by the test", republish_through=0)
         again = await poll_until(lambda: outcomes(6), timeout=30, what="each invite handled again")
