@@ -30,11 +30,11 @@ async def log(own_database):  # noqa: F811 - the fixture, by name
     app.close()
 
 
-def write_events(app: PortalAccess, count: int) -> int:
+async def write_events(app: PortalAccess, count: int) -> int:
     """`count` more notifications in the log; returns the head position."""
     target = (app.recorder.max_notification_id() or 0) + count
     while (app.recorder.max_notification_id() or 0) < target:
-        app.configure_workspace(unique("ws"), {"plan": "pro"}, STAFF)
+        await app.configure_workspace(unique("ws"), {"plan": "pro"}, STAFF)
     return app.recorder.max_notification_id()
 
 
@@ -59,7 +59,7 @@ async def stop(task: asyncio.Task) -> None:
 
 async def test_pages_in_order_from_the_start_and_the_position_stored(log):
     app, pool = log
-    head = write_events(app, 7)
+    head = await write_events(app, 7)
     handled = Pages()
     follower = LogFollower(app.recorder, pool, unique("f"), page_size=3)
     assert await follower.catch_up(handled) == head
@@ -70,7 +70,7 @@ async def test_pages_in_order_from_the_start_and_the_position_stored(log):
 
 async def test_resumes_after_the_stored_position(log):
     app, pool = log
-    head = write_events(app, 6)
+    head = await write_events(app, 6)
     name = unique("f")
     await save_position(pool, name, 4)
     handled = Pages()
@@ -80,7 +80,7 @@ async def test_resumes_after_the_stored_position(log):
 
 async def test_position_is_stored_only_after_the_handler_returned(log):
     app, pool = log
-    head = write_events(app, 3)
+    head = await write_events(app, 3)
     name = unique("f")
     entered, release = asyncio.Event(), asyncio.Event()
 
@@ -104,7 +104,7 @@ async def test_position_is_stored_only_after_the_handler_returned(log):
 
 async def test_a_handler_outage_is_retried_from_the_same_position(log):
     app, pool = log
-    head = write_events(app, 5)
+    head = await write_events(app, 5)
     name = unique("f")
     handled = Pages()
     outages: list[BaseException] = []
@@ -135,7 +135,7 @@ async def test_a_handler_outage_is_retried_from_the_same_position(log):
 
 async def test_an_unexpected_handler_error_ends_follow_and_stores_nothing(log):
     app, pool = log
-    write_events(app, 2)
+    await write_events(app, 2)
     name = unique("f")
 
     async def broken(page) -> None:
@@ -148,7 +148,7 @@ async def test_an_unexpected_handler_error_ends_follow_and_stores_nothing(log):
 
 async def test_a_new_event_wakes_the_follower_without_the_safety_poll(log):
     app, pool = log
-    head = write_events(app, 1)
+    head = await write_events(app, 1)
     name = unique("f")
     handled = Pages()
     # No safety re-read within the test: only the NOTIFY of the next insert can wake it in time.
@@ -156,7 +156,7 @@ async def test_a_new_event_wakes_the_follower_without_the_safety_poll(log):
     task = asyncio.create_task(follower.follow(handled))
     try:
         await poll_until(lambda: _at(pool, name, head), what="the existing event handled")
-        later = write_events(app, 1)
+        later = await write_events(app, 1)
         await poll_until(lambda: _at(pool, name, later), what="the new event handled after a NOTIFY")
     finally:
         await stop(task)
@@ -165,7 +165,7 @@ async def test_a_new_event_wakes_the_follower_without_the_safety_poll(log):
 
 async def test_a_rewind_from_the_handler_reads_again_from_there(log):
     app, pool = log
-    head = write_events(app, 6)
+    head = await write_events(app, 6)
     name = unique("f")
     handled = Pages()
     follower = LogFollower(app.recorder, pool, name, page_size=4)
@@ -187,7 +187,7 @@ async def test_a_rewind_from_the_handler_reads_again_from_there(log):
 
 async def test_a_rewind_while_idle_reads_again_from_there(log):
     app, pool = log
-    head = write_events(app, 3)
+    head = await write_events(app, 3)
     name = unique("f")
     handled = Pages()
     follower = LogFollower(app.recorder, pool, name, safety_poll_seconds=600)
