@@ -16,6 +16,12 @@ RELAY_RETRIES = Counter("porchlight_relay_retries_total", "Times the relay backe
 RELAY_POSITION = Gauge("porchlight_relay_position", "Notification-log position the relay has stored")
 DELIVERIES = Counter("porchlight_deliveries_total", "Notifier deliveries by channel and status", ["channel", "status"])
 PROJECTED = Counter("porchlight_projected_total", "Projector events by result", ["result"])
+DEAD_LETTERS = Counter(
+    "porchlight_dead_letters_total", "Messages a consumer moved to the dead-letter topic", ["consumer", "category"]
+)
+CONSUMER_RETRIES = Counter(
+    "porchlight_consumer_retries_total", "Failed message handlings left for redelivery", ["consumer", "category"]
+)
 
 
 def serve_if_configured(port: int | None) -> None:

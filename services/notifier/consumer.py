@@ -19,6 +19,7 @@ from faststream import Context
 
 from contracts import AccessEventV1, DeliveryOutcomeV1
 from contracts.access import INVITE_SENT
+from services.common.consumer_errors import Outage
 from services.common.metrics import DELIVERIES
 from services.common.settings import NotifierSettings
 from services.notifier import ledger
@@ -31,7 +32,7 @@ log = logging.getLogger("porchlight.notifier")
 MAX_BACKOFF_SECONDS = 30.0
 
 
-class DeliveryFailed(Exception):
+class DeliveryFailed(Outage):
     """A provider refused; raised so the event is redelivered (ack policy NACK_ON_ERROR)."""
 
 
