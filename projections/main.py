@@ -7,8 +7,11 @@ import logging
 
 from projections.consumer import create_projector
 from projections.projector import ProjectorStats
+from services.common.consumer_errors import DATABASE
 from services.common.database import create_pool, describe
+from services.common.dead_letters import configure, stop_consuming
 from services.common.heartbeat import run_heartbeat
+from services.common.probes import database_probe
 from services.common.reset_watcher import watch_broker_resets
 from services.common.settings import ProjectorSettings
 
@@ -33,6 +36,8 @@ async def run(settings: ProjectorSettings) -> None:
     stats = ProjectorStats()
     try:
         brokers = create_projector(settings, pool, stats)
+        for broker in brokers:
+            configure(broker, settings=settings, probes={DATABASE: database_probe(pool)})
         try:
             await asyncio.gather(*(broker.start() for broker in brokers))  # join both groups at once
             log.info(
@@ -47,8 +52,8 @@ async def run(settings: ProjectorSettings) -> None:
                 tasks.create_task(_log_summaries(stats))
                 tasks.create_task(watch_broker_resets(pool, brokers, "projector"))
         finally:
-            # Waits for an in-flight handler (graceful_timeout), which still needs the pool.
-            await asyncio.gather(*(broker.stop() for broker in brokers))
+            # Ends any retry backoff at once, then waits for an in-flight handler, which still needs the pool.
+            await stop_consuming(*brokers)
             log.info("projector stopped: %d applied, %d duplicates skipped", stats.applied, stats.duplicates)
     finally:
         await pool.close()

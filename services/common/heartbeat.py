@@ -35,8 +35,9 @@ async def run_heartbeat(pool: asyncpg.Pool, process: str) -> None:
         while True:
             try:
                 await beat(pool, process, instance)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("heartbeat failed: %s", exc)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # InterfaceError: a pooled connection PostgreSQL closed under us (a restart).
+                log.warning("heartbeat failed: %s: %s", type(exc).__name__, exc)
             await asyncio.sleep(INTERVAL_SECONDS)
     finally:
         try:

@@ -30,6 +30,12 @@ CONSUMER_REWINDS = Counter(
 )
 DELIVERIES = Counter("porchlight_deliveries_total", "Notifier deliveries by channel and status", ["channel", "status"])
 PROJECTED = Counter("porchlight_projected_total", "Projector events by result", ["result"])
+DEAD_LETTERS = Counter(
+    "porchlight_dead_letters_total", "Messages a consumer moved to the dead-letter topic", ["consumer", "category"]
+)
+CONSUMER_RETRIES = Counter(
+    "porchlight_consumer_retries_total", "Failed message handlings left for redelivery", ["consumer", "category"]
+)
 
 
 # Which process updates which series. A series no process claims is served by every process.

@@ -62,6 +62,16 @@ class CommonSettings(BaseSettings):
     # How long a consumer's fetch may wait on the broker for data. aiokafka's 500 ms default
     # showed up whole in invite-to-email latency on Tansu (bench/email_latency.py).
     kafka_fetch_max_wait_ms: int = Field(50, ge=1, le=5000)
+    # A message whose handling failed is redelivered after a backoff (services/common/dead_letters.py).
+    consumer_retry_attempts: int = Field(
+        5, ge=1, description="Tries of a message failing transiently (deadlock, serialization) before it is dead-lettered"
+    )
+    consumer_retry_delay_seconds: float = Field(
+        0.5, ge=0, description="Backoff before the first redelivery; doubles each time"
+    )
+    consumer_retry_max_delay_seconds: float = Field(
+        30.0, ge=0, description="Longest backoff, also while a dependency is down"
+    )
 
 
 class SecretKeySettings(BaseSettings):

@@ -17,6 +17,7 @@ import asyncpg
 
 from contracts import DeliveryOutcomeV1
 from contracts.access import InviteSent, InviteSentV1
+from services.common.consumer_errors import Outage
 from services.common.metrics import DELIVERIES
 from services.common.settings import NotifierSettings
 from services.messages import render_invite
@@ -27,7 +28,7 @@ from services.notifier.smtp import SEND_ERRORS, SmtpSender
 log = logging.getLogger("porchlight.notifier")
 
 
-class DeliveryFailed(Exception):
+class DeliveryFailed(Outage):
     """A provider refused; raised so the event is redelivered (ack policy NACK_ON_ERROR)."""
 
 

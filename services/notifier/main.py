@@ -16,10 +16,12 @@ from faststream.kafka import KafkaBroker
 
 from contracts import DeliveryOutcomeV1
 from services.common.database import create_pool, describe
-from services.common.dead_letters import dead_letter_middleware
+from services.common.consumer_errors import DATABASE
+from services.common.dead_letters import configure, dead_letter_middleware, stop_consuming
 from services.common.event_routing import subscribe_by_type
 from services.common.heartbeat import run_heartbeat
 from services.common.kafka import broker_logger
+from services.common.probes import database_probe, tcp_probe
 from services.common.reset_watcher import watch_broker_resets
 from services.common.settings import NotifierSettings
 from services.notifier import handlers
@@ -79,6 +81,9 @@ async def run(settings: NotifierSettings) -> None:
     resets: asyncio.Task | None = None
     try:
         notifier.pool = pool
+        # A failed send counts toward dead-lettering only while PostgreSQL and the relay answer.
+        smtp = tcp_probe(settings.smtp_host, settings.smtp_port)
+        configure(broker, settings=settings, probes={DATABASE: database_probe(pool), "smtp": smtp})
         await broker.start()
         log.info(
             "notifier consuming topic=%s group=%s db=%s smtp=%s:%s",
@@ -96,7 +101,9 @@ async def run(settings: NotifierSettings) -> None:
 
 
 async def _shutdown(broker: KafkaBroker, heartbeat: asyncio.Task | None, pool, notifier: Notifier) -> None:
-    await broker.stop()  # waits for an in-flight handler, so its ledger commit and ack finish
+    # Ends a retry backoff at once (the message stays unacknowledged, so it comes again after
+    # the restart), then waits for an in-flight handler, so its ledger commit and ack finish.
+    await stop_consuming(broker)
     await notifier.sender.close()  # QUIT the SMTP connections kept open between messages
     if heartbeat is not None:
         heartbeat.cancel()
