@@ -29,6 +29,11 @@ CONSUMER_REWINDS = Counter(
     ["process"],
 )
 DELIVERIES = Counter("porchlight_deliveries_total", "Notifier deliveries by channel and status", ["channel", "status"])
+DELIVERY_REPEATS = Counter(
+    "porchlight_delivery_repeats_total",
+    "Deliveries the ledger had already handled (redelivered or re-published events): nothing sent again",
+    ["channel"],
+)
 PROJECTED = Counter("porchlight_projected_total", "Projector events by result", ["result"])
 DEAD_LETTERS = Counter(
     "porchlight_dead_letters_total", "Messages a consumer moved to the dead-letter topic", ["consumer", "category"]
@@ -41,9 +46,9 @@ CONSUMER_RETRIES = Counter(
 # Which process updates which series. A series no process claims is served by every process.
 OWNERS: dict[str, tuple] = {
     "api": (INVITES, CLAIMS, COMMIT_BATCH),
-    "relay": (RELAY_PUBLISHED, RELAY_RETRIES, RELAY_POSITION),
-    "notifier": (DELIVERIES,),
-    "projector": (PROJECTED,),
+    "relay": (RELAY_PUBLISHED, RELAY_RETRIES, RELAY_POSITION, BROKER_RESETS),
+    "notifier": (DELIVERIES, DELIVERY_REPEATS, DEAD_LETTERS, CONSUMER_RETRIES, CONSUMER_REWINDS),
+    "projector": (PROJECTED, DEAD_LETTERS, CONSUMER_RETRIES, CONSUMER_REWINDS),
 }
 
 

@@ -18,7 +18,7 @@ import asyncpg
 from contracts import DeliveryOutcomeV1
 from contracts.access import InviteSent, InviteSentV1
 from services.common.consumer_errors import Outage
-from services.common.metrics import DELIVERIES
+from services.common.metrics import DELIVERIES, DELIVERY_REPEATS
 from services.common.settings import NotifierSettings
 from services.messages import render_invite
 from services.notifier import ledger
@@ -83,7 +83,9 @@ class Notifier:
                 else:
                     await entry.record("sent", message_id=message_id)
             outcome = entry.outcome()
-        if not repeat:
+        if repeat:
+            DELIVERY_REPEATS.labels(channel).inc()
+        else:
             DELIVERIES.labels(channel, outcome.status).inc()
         log.log(
             _level(outcome.status, repeat),

@@ -142,7 +142,9 @@ def test_dev_runs_the_walkthrough_stops_cleanly_and_keeps_data_and_settings(tmp_
         assert (data_dir / "secrets.json").read_text() == secrets_before  # links sent before still work
         # The memory broker came back empty, so the relay re-published the log from the start;
         # the notifier saw the old invitation again and, by its ledger, sent nothing.
-        wait_until(lambda: "repeat=True" in again.output, timeout=30, what="the notifier to skip the re-published invite")
+        wait_until(lambda: _counted(settings["METRICS_NOTIFIER"], "porchlight_delivery_repeats_total"),
+                   timeout=30, what="the notifier to skip the re-published invite")
+        assert len(_emails_to(settings, email)) == 1
         outbox = httpx.get(settings["OUTBOX_URL"] + "/api/messages", params={"to": email}).json()["messages"]
         assert len(outbox) == 1
     finally:
@@ -209,6 +211,12 @@ def test_a_killed_relay_and_notifier_come_back_and_the_api_keeps_serving(running
     assert dev.proc.poll() is None
 
 
+def _counted(url: str, series: str) -> bool:
+    """The series has counted at least one, on the process's metrics endpoint."""
+    text = httpx.get(url).text
+    return any(line.startswith(series) and float(line.split()[-1]) >= 1 for line in text.splitlines())
+
+
 def test_each_process_serves_its_own_metrics(running_dev):
     dev, settings = running_dev
     email = _invite(settings)
@@ -219,12 +227,8 @@ def test_each_process_serves_its_own_metrics(running_dev):
     for foreign in ("porchlight_relay_", "porchlight_deliveries_", "porchlight_projected_"):
         assert foreign not in api
 
-    def counted(url: str, series: str) -> bool:
-        text = httpx.get(url).text
-        return any(line.startswith(series) and float(line.split()[-1]) >= 1 for line in text.splitlines())
-
-    wait_until(lambda: counted(settings["METRICS_RELAY"], "porchlight_relay_published_total"), what="relay metrics")
-    wait_until(lambda: counted(settings["METRICS_NOTIFIER"], "porchlight_deliveries_total"), what="notifier metrics")
-    wait_until(lambda: counted(settings["METRICS_PROJECTOR"], "porchlight_projected_total"), what="projector metrics")
+    wait_until(lambda: _counted(settings["METRICS_RELAY"], "porchlight_relay_published_total"), what="relay metrics")
+    wait_until(lambda: _counted(settings["METRICS_NOTIFIER"], "porchlight_deliveries_total"), what="notifier metrics")
+    wait_until(lambda: _counted(settings["METRICS_PROJECTOR"], "porchlight_projected_total"), what="projector metrics")
     relay = httpx.get(settings["METRICS_RELAY"]).text
     assert "porchlight_invites_total" not in relay and "porchlight_deliveries_" not in relay
