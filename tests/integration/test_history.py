@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import UTC, datetime
 from uuid import uuid4
 
@@ -155,3 +158,68 @@ async def test_state_as_of_replays_the_account_up_to_that_time(api, staff_token,
     assert claimed["before_invite"] <= invited_at <= claimed["between"] <= activated_at <= claimed["after_claim"]
     foreign = await _state(api, staff_token("other-" + ws), "other-" + ws, account_id, claimed["after_claim"])
     assert foreign.status_code == 404 and foreign.json()["code"] == "account_not_found"
+
+
+# The auditors' CLI: the same history, from the event store, as JSON lines or CSV.
+
+
+@pytest.fixture
+def audit(base_env):
+    from typer.testing import CliRunner
+
+    from deploy.cli import app
+
+    def run(*args: str):
+        return CliRunner().invoke(app, ["audit", "history", *args], env={"DATABASE_URL": base_env["DATABASE_URL"]})
+
+    return run
+
+
+def _jsonl(result) -> list[dict]:
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+async def test_audit_history_prints_what_the_api_shows_as_json_lines(api, staff_token, claimed, audit):
+    ws, account_id = claimed["ws"], claimed["account_id"]
+    api_events = (await _history(api, staff_token(ws), ws, account_id)).json()["events"]
+    assert _jsonl(audit("--account", account_id)) == api_events
+    assert claimed["nonce"] not in audit("--account", account_id).stdout
+
+
+async def test_audit_history_filters_by_type_actor_and_time(claimed, audit):
+    account_id, between = claimed["account_id"], claimed["between"].isoformat()
+
+    def types(*args: str) -> list[str]:
+        return [e["type"] for e in _jsonl(audit("--account", account_id, *args))]
+
+    assert types("--type", "TokenClaimed", "--type", "AccountActivated") == ["TokenClaimed", "AccountActivated"]
+    assert types("--actor", "staff-7") == ["AccountCreated", "InviteSent"]
+    assert types("--actor", "client") == ["TokenClaimed", "AccountActivated"]
+    assert types("--since", between) == ["TokenClaimed", "AccountActivated"]
+    assert types("--until", between) == ["AccountCreated", "InviteSent"]
+    assert types("--since", between, "--actor", "staff-7") == []
+
+
+async def test_audit_history_of_a_workspace_as_csv(api, staff_token, pro_workspace, audit):
+    ws = pro_workspace
+    await api.put(f"/v1/workspaces/{ws}", headers=auth(staff_token(ws, role="admin", sub="admin-3")),
+                  json={"auto_invite_on_first_share": True})
+    result = audit("--workspace", ws, "--format", "csv", "--actor", "admin-3")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 1
+    assert rows[0]["type"] == "WorkspaceSettingsChanged" and rows[0]["version"] == "2"
+    assert rows[0]["actor_kind"] == "staff" and rows[0]["actor_id"] == "admin-3" and rows[0]["aggregate"] == "workspace"
+    assert json.loads(rows[0]["data"]) == {"changes": {"auto_invite_on_first_share": True}}
+    everything = list(csv.DictReader(io.StringIO(audit("--workspace", ws, "--format", "csv").stdout)))
+    assert [r["type"] for r in everything] == ["WorkspaceCreated", "WorkspaceSettingsChanged"]
+
+
+def test_audit_history_refuses_unclear_requests(audit):
+    neither, both = audit(), audit("--account", str(uuid4()), "--workspace", "ws")
+    assert neither.exit_code == both.exit_code == 2 and "--account ID or --workspace" in both.output
+    naive = audit("--workspace", "ws", "--since", "2026-01-01T00:00:00")
+    assert naive.exit_code == 2 and "no offset" in naive.output
+    unknown = audit("--account", str(uuid4()))
+    assert unknown.exit_code == 1 and "No such account." in unknown.output and unknown.stdout == ""
