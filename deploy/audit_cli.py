@@ -2,8 +2,9 @@
 
 `history` prints an account's or a workspace's history, read by the same function as the
 staff API's history routes (services/invite_service/history.py), as JSON lines or CSV on
-stdout, narrowed by time, type and actor. It needs only DATABASE_URL: an auditor reads
-the event store, not Kafka and not the read models.
+stdout, narrowed by time, type and actor; `state` prints an account as it stood at a
+time, replayed from its events. They need only DATABASE_URL: an auditor reads the event
+store, not Kafka and not the read models.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
 from typing import Annotated
@@ -63,25 +65,45 @@ def history(
     if (account is None) == (workspace is None):
         raise typer.BadParameter("give --account ID or --workspace SLUG (one of them)")
     keep = _filter(since, until, types, actor)
+    from services.invite_service import history as histories
 
+    with _event_store() as app:
+        if account is not None:
+            events = histories.account_history(app, None, account)
+        else:
+            events = histories.workspace_history(app, workspace)
+    _write([e for e in events if keep(e)], output)
+
+
+@audit_app.command("state")
+def state(
+    account: Annotated[UUID, typer.Option(help="The account")],
+    as_of: Annotated[str, typer.Option(help="RFC 3339 time with its offset")],
+) -> None:
+    """Print an account's state as of a time (JSON), replayed from its events up to then."""
+    at = _rfc3339(as_of, "--as-of")
+    from services.invite_service.point_in_time import account_as_of
+
+    with _event_store() as app:
+        sys.stdout.write(account_as_of(app, None, account, at).model_dump_json() + "\n")
+
+
+@contextmanager
+def _event_store():
+    """The write side's Application over DATABASE_URL; a domain error (no such account) ends the command."""
     from deploy.cli import _settings
     from services.common.database import eventsourcing_env
-    from services.invite_service import history as histories
     from services.invite_service.application import PortalAccess
     from services.invite_service.domain.errors import DomainError
 
     app = PortalAccess(eventsourcing_env(_settings(AuditSettings).database_url))
     try:
-        if account is not None:
-            events = histories.account_history(app, None, account)
-        else:
-            events = histories.workspace_history(app, workspace)
+        yield app
     except DomainError as exc:
         typer.secho(exc.detail, fg="red", err=True)
         raise typer.Exit(1) from None
     finally:
         app.close()
-    _write([e for e in events if keep(e)], output)
 
 
 def _filter(since: str | None, until: str | None, types: list[str] | None, actor: str | None):

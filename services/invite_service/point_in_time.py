@@ -45,10 +45,11 @@ class AccountAsOf(BaseModel):
     actions: list[str] = Field(description="The actions that were allowed at that time")
 
 
-def account_as_of(app: Any, workspace: str, account_id: UUID, at: datetime) -> AccountAsOf:
-    """AccountNotFound for an unknown or foreign account, and for one not yet created at `at`."""
+def account_as_of(app: Any, workspace: str | None, account_id: UUID, at: datetime) -> AccountAsOf:
+    """AccountNotFound for an unknown or foreign account, and for one not yet created at `at`.
+    `workspace` None (the auditors' CLI) skips the workspace check."""
     events = _events_until(app, account_id, at)
-    if not events or type(events[0]).__name__ != ACCOUNT_CREATED or events[0].workspace != workspace:
+    if not events or type(events[0]).__name__ != ACCOUNT_CREATED or workspace not in (None, events[0].workspace):
         raise AccountNotFound()
     account = None
     activated_at = disabled_at = disabled_by = None

@@ -160,6 +160,14 @@ async def test_state_as_of_replays_the_account_up_to_that_time(api, staff_token,
     assert foreign.status_code == 404 and foreign.json()["code"] == "account_not_found"
 
 
+async def test_state_as_of_needs_a_time_with_its_offset(api, staff_token, claimed):
+    ws, account_id = claimed["ws"], claimed["account_id"]
+    naive = await _state(api, staff_token(ws), ws, account_id, claimed["after_claim"].replace(tzinfo=None))
+    assert naive.status_code == 422 and naive.json()["code"] == "validation_error"
+    now = await api.get(f"/v1/workspaces/{ws}/accounts/{account_id}/state", headers=auth(staff_token(ws)))
+    assert now.status_code == 200 and now.json()["status"] == "active"
+
+
 # The auditors' CLI: the same history, from the event store, as JSON lines or CSV.
 
 
@@ -170,7 +178,7 @@ def audit(base_env):
     from deploy.cli import app
 
     def run(*args: str):
-        return CliRunner().invoke(app, ["audit", "history", *args], env={"DATABASE_URL": base_env["DATABASE_URL"]})
+        return CliRunner().invoke(app, ["audit", *args], env={"DATABASE_URL": base_env["DATABASE_URL"]})
 
     return run
 
@@ -183,15 +191,15 @@ def _jsonl(result) -> list[dict]:
 async def test_audit_history_prints_what_the_api_shows_as_json_lines(api, staff_token, claimed, audit):
     ws, account_id = claimed["ws"], claimed["account_id"]
     api_events = (await _history(api, staff_token(ws), ws, account_id)).json()["events"]
-    assert _jsonl(audit("--account", account_id)) == api_events
-    assert claimed["nonce"] not in audit("--account", account_id).stdout
+    assert _jsonl(audit("history", "--account", account_id)) == api_events
+    assert claimed["nonce"] not in audit("history", "--account", account_id).stdout
 
 
 async def test_audit_history_filters_by_type_actor_and_time(claimed, audit):
     account_id, between = claimed["account_id"], claimed["between"].isoformat()
 
     def types(*args: str) -> list[str]:
-        return [e["type"] for e in _jsonl(audit("--account", account_id, *args))]
+        return [e["type"] for e in _jsonl(audit("history", "--account", account_id, *args))]
 
     assert types("--type", "TokenClaimed", "--type", "AccountActivated") == ["TokenClaimed", "AccountActivated"]
     assert types("--actor", "staff-7") == ["AccountCreated", "InviteSent"]
@@ -205,21 +213,31 @@ async def test_audit_history_of_a_workspace_as_csv(api, staff_token, pro_workspa
     ws = pro_workspace
     await api.put(f"/v1/workspaces/{ws}", headers=auth(staff_token(ws, role="admin", sub="admin-3")),
                   json={"auto_invite_on_first_share": True})
-    result = audit("--workspace", ws, "--format", "csv", "--actor", "admin-3")
+    result = audit("history", "--workspace", ws, "--format", "csv", "--actor", "admin-3")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert len(rows) == 1
     assert rows[0]["type"] == "WorkspaceSettingsChanged" and rows[0]["version"] == "2"
     assert rows[0]["actor_kind"] == "staff" and rows[0]["actor_id"] == "admin-3" and rows[0]["aggregate"] == "workspace"
     assert json.loads(rows[0]["data"]) == {"changes": {"auto_invite_on_first_share": True}}
-    everything = list(csv.DictReader(io.StringIO(audit("--workspace", ws, "--format", "csv").stdout)))
+    everything = list(csv.DictReader(io.StringIO(audit("history", "--workspace", ws, "--format", "csv").stdout)))
     assert [r["type"] for r in everything] == ["WorkspaceCreated", "WorkspaceSettingsChanged"]
 
 
 def test_audit_history_refuses_unclear_requests(audit):
-    neither, both = audit(), audit("--account", str(uuid4()), "--workspace", "ws")
+    neither, both = audit("history"), audit("history", "--account", str(uuid4()), "--workspace", "ws")
     assert neither.exit_code == both.exit_code == 2 and "--account ID or --workspace" in both.output
-    naive = audit("--workspace", "ws", "--since", "2026-01-01T00:00:00")
+    naive = audit("history", "--workspace", "ws", "--since", "2026-01-01T00:00:00")
     assert naive.exit_code == 2 and "no offset" in naive.output
-    unknown = audit("--account", str(uuid4()))
+    unknown = audit("history", "--account", str(uuid4()))
     assert unknown.exit_code == 1 and "No such account." in unknown.output and unknown.stdout == ""
+
+
+async def test_audit_state_prints_the_account_as_of_a_time(claimed, audit):
+    account_id = claimed["account_id"]
+    pending = _jsonl(audit("state", "--account", account_id, "--as-of", claimed["between"].isoformat()))
+    assert [(s["account_id"], s["status"]) for s in pending] == [(account_id, "pending")]
+    active = _jsonl(audit("state", "--account", account_id, "--as-of", claimed["after_claim"].isoformat()))
+    assert active[0]["status"] == "active"
+    before = audit("state", "--account", account_id, "--as-of", claimed["before_invite"].isoformat())
+    assert before.exit_code == 1 and "No such account." in before.output

@@ -12,6 +12,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
 
 from services.common.problems import STAFF_AUTH_ERRORS, problem_responses
 from services.invite_service import history
@@ -23,6 +24,7 @@ router = APIRouter(prefix="/v1/workspaces/{ws}", tags=["history"])
 _ACCOUNT_ERRORS = problem_responses({
     **STAFF_AUTH_ERRORS,
     404: "A token for another workspace (`not_found`), or no such account in this workspace (`account_not_found`)",
+    422: "A malformed id, or a time without its offset (`validation_error`)",
 })
 
 
@@ -50,10 +52,9 @@ def account_state(
     account_id: UUID,
     staff: StaffReader,
     access: Access,
-    as_of: Annotated[datetime | None, Query(description="RFC 3339 time with its offset; default: now")] = None,
+    as_of: Annotated[AwareDatetime | None, Query(
+        description="RFC 3339 time with its offset (`Z`, or `+HH:MM` with the `+` encoded as `%2B`); default: now",
+    )] = None,
 ) -> AccountAsOf:
     """The account as it stood at `as_of`, replayed from its events up to then; 404 if it did not exist yet."""
-    at = as_of or datetime.now(UTC)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)  # a time without an offset is read as UTC, as the contracts do
-    return account_as_of(access, ws, account_id, at)
+    return account_as_of(access, ws, account_id, as_of or datetime.now(UTC))
