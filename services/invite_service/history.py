@@ -34,12 +34,13 @@ from services.invite_service.domain import ids
 from services.invite_service.domain.errors import AccountNotFound, WorkspaceNotFound
 from services.invite_service.envelopes import Origin, to_envelope
 
-# Payload fields the history leaves out although Kafka carries them. The InviteSent nonce
-# is not a secret (a link is an HMAC over it with a key only Porchlight holds), but it is
-# the one ingredient of a live link that is stored: history goes to every staff role,
-# viewers included, and into auditors' exported files, which travel further than Kafka;
-# and nobody auditing needs it (invitations are told apart by their id). So it stays out.
-WITHHELD: dict[str, frozenset[str]] = {INVITE_SENT: frozenset({"nonce"})}
+# Payload fields the history leaves out although Kafka carries them, in every event type.
+# A nonce (InviteSent's, and any later link's) is not a secret: a link is an HMAC over it
+# with a key only Porchlight holds. But it is the one ingredient of a live link that is
+# stored, history goes to every staff role (viewers included) and into auditors' exported
+# files, which travel further than Kafka, and nobody auditing needs it (invitations are
+# told apart by their id). So it stays out.
+WITHHELD: frozenset[str] = frozenset({"nonce"})
 
 # Aggregate class (as in an event's topic, `module:Class.Event`) → the name the history gives it.
 _AGGREGATE_NAMES = {"PortalAccount": "account", "Invitation": "invitation", "Workspace": "workspace"}
@@ -59,7 +60,7 @@ class HistoryEvent(BaseModel):
     actor: Actor
     data: dict[str, Any] = Field(
         description="The event's payload as published on porchlight.access.v1 (its typed model in the AsyncAPI "
-        "document), except the InviteSent `nonce`; never a secret"
+        "document), except any `nonce`; never a secret"
     )
 
 
@@ -125,7 +126,7 @@ def _record(app: Any, notification: Notification, origin: Origin) -> HistoryEven
         type=envelope.type,
         occurred_at=envelope.occurred_at,
         actor=envelope.actor,
-        data=envelope.data.model_dump(mode="json", exclude=WITHHELD.get(envelope.type, frozenset())),
+        data=envelope.data.model_dump(mode="json", exclude=set(WITHHELD)),
     )
 
 

@@ -10,6 +10,9 @@ from uuid import uuid4
 
 import pytest
 
+from services.common import tokens
+from services.invite_service.domain.invitation import Invitation
+
 from tests.integration.conftest import auth
 
 JSON = {"Accept": "application/json"}
@@ -85,6 +88,38 @@ async def test_history_shows_no_link_token_or_nonce(api, staff_token, claimed):
     assert claimed["nonce"] not in response.text
     assert token not in response.text and token.rsplit(".", 1)[1] not in response.text
     assert "nonce" not in response.text and "/claim/" not in response.text
+
+
+async def test_an_invitation_a_later_account_event_names_joins_the_history(api, staff_token, pro_workspace):
+    """As a resend will: a new invitation for the account, named by a later account event.
+    Built from the aggregates here, since no command does it yet; the history must find it
+    from the events alone."""
+    ws = pro_workspace
+    invited = (await api.post(f"/v1/workspaces/{ws}/invitations", headers=auth(staff_token(ws)),
+                              json={"email": "again@example.com", "name": "Al", "role": "customer"})).json()
+    access = api.app.state.portal_access
+    account, first = access.get_account(invited["account_id"]), access.repository.get(invited["invitation_id"])
+    staff = {"kind": "staff", "id": "staff-2", "reason": None}
+    second = Invitation(workspace=ws, account_id=account.id, email=account.email, name=account.name,
+                        nonce=tokens.new_nonce(), expires_at=first.expires_at, channels=["email"], method="manual",
+                        sender={"workspace_name": "Pride Travelers", "sender_name": "Pride Travelers"}, actor=staff)
+    client = {"kind": "client", "id": str(account.id), "reason": None}
+    second.claim(at=datetime.now(UTC), actor=client)
+    account.activate(invitation_id=second.id, actor=client)
+    await access._commit(second, account)
+    # An invitation of another account, named by nothing of this one, stays out.
+    await api.post(f"/v1/workspaces/{ws}/invitations", headers=auth(staff_token(ws)),
+                   json={"email": "someone.else@example.com", "role": "customer"})
+
+    events = (await _history(api, staff_token(ws), ws, account.id)).json()["events"]
+    assert [(e["type"], e["aggregate_id"]) for e in events] == [
+        ("AccountCreated", str(account.id)),
+        ("InviteSent", str(first.id)),
+        ("InviteSent", str(second.id)),
+        ("TokenClaimed", str(second.id)),
+        ("AccountActivated", str(account.id)),
+    ]
+    assert second.nonce not in str(events) and first.nonce not in str(events)
 
 
 @pytest.mark.parametrize("role", ["viewer", "agent", "dispatcher"])
