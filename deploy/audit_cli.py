@@ -58,7 +58,7 @@ def history(
     since: Annotated[str | None, typer.Option(help="Only events at or after this RFC 3339 time")] = None,
     until: Annotated[str | None, typer.Option(help="Only events before this RFC 3339 time")] = None,
     types: Annotated[list[str] | None, typer.Option("--type", help="Only this event type (repeatable)")] = None,
-    actor: Annotated[str | None, typer.Option(help="Only events by this actor id, or kind: staff, client, system")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor id, or kind: staff, client, system")] = None,
     output: Annotated[Format, typer.Option("--format", help="JSON lines, or CSV with a header row")] = Format.jsonl,
 ) -> None:
     """Print an account's or a workspace's history from the event store, oldest first."""

@@ -189,7 +189,8 @@ async def test_state_as_of_replays_the_account_up_to_that_time(api, staff_token,
     active = (await _state(api, token, ws, account_id, claimed["after_claim"])).json()
     assert active["status"] == "active" and active["version"] == 2
     assert active["email"] == "tess@example.com" and active["name"] == "Tess Traveler" and active["role"] == "customer"
-    invited_at, activated_at = datetime.fromisoformat(active["invited_at"]), datetime.fromisoformat(active["activated_at"])
+    invited_at = datetime.fromisoformat(active["invited_at"])
+    activated_at = datetime.fromisoformat(active["activated_at"])
     assert claimed["before_invite"] <= invited_at <= claimed["between"] <= activated_at <= claimed["after_claim"]
     foreign = await _state(api, staff_token("other-" + ws), "other-" + ws, account_id, claimed["after_claim"])
     assert foreign.status_code == 404 and foreign.json()["code"] == "account_not_found"
