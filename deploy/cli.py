@@ -15,7 +15,10 @@ from typing import Annotated
 
 import typer
 
+from deploy.audit_cli import audit_app
+
 app = typer.Typer(help="Porchlight: invitations and access for customer portals.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 
 def _settings(cls):
