@@ -5,13 +5,17 @@ sessions ending, concurrent staff, roles and tenancy."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
 
+from projections.main import run as run_projector
+from services.common.log_follower import save_position
+from services.common.settings import ProjectorSettings
 from services.invite_service.commands import claims, lifecycle
-from tests.helpers import unique
+from services.invite_service.relay import Relay
+from tests.helpers import poll_until, unique
 from tests.integration.conftest import auth
 
 JSON = {"Accept": "application/json"}
@@ -279,3 +283,61 @@ async def test_tenancy_and_unknown_accounts_leak_nothing(api, staff_token, pro_w
 
     no_such_action = await act(api, staff_token, ws, ours, "delete")
     assert no_such_action.status_code == 422
+
+
+@pytest.fixture
+async def read_side(api, base_env, monkeypatch, pg_pool, kafka_bootstrap, topic_names):
+    """The relay and the projector, running as their processes do, from this test's position on."""
+    for name, value in base_env.items():
+        monkeypatch.setenv(name, value)
+    access = api.app.state.portal_access
+    relay_name = unique("relay")
+    await save_position(pg_pool, relay_name, access.recorder.max_notification_id() or 0)
+    tasks = [
+        asyncio.create_task(Relay(access, pg_pool, kafka_bootstrap, topic_names["access"], relay_name).run()),
+        asyncio.create_task(run_projector(ProjectorSettings(projector_group_id=unique("projector")))),
+    ]
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_the_status_list_shows_each_change(api, staff_token, pro_workspace, read_side):
+    ws = pro_workspace
+    account_id = await invite(api, staff_token, ws)
+
+    async def shown(predicate, what: str) -> dict:
+        async def probe():
+            response = await api.get(f"/v1/workspaces/{ws}/accounts/{account_id}", headers=auth(staff_token(ws, "viewer")))
+            return response.json() if response.status_code == 200 and predicate(response.json()) else None
+
+        return await poll_until(probe, what=what)
+
+    first = await shown(lambda a: a["last_invite_sent_at"] is not None, "the invited account")
+
+    resent = (await act(api, staff_token, ws, account_id, "resend")).json()
+    row = await shown(lambda a: a["last_invite_sent_at"] != first["last_invite_sent_at"], "the resend")
+    assert row["status"] == "pending" and row["invited_at"] == first["invited_at"]
+    assert datetime.fromisoformat(row["expires_at"]) == datetime.fromisoformat(resent["expires_at"])
+
+    await act(api, staff_token, ws, account_id, "revoke", role="dispatcher")
+    row = await shown(lambda a: a["status"] == "disabled", "the revoke")
+    assert row["disabled_at"] is not None and row["actions"] == ["reenable", "reactivate"]
+
+    await act(api, staff_token, ws, account_id, "reactivate")
+    row = await shown(lambda a: a["status"] == "pending", "the reactivation")
+    assert row["disabled_at"] is None and row["disabled_by"] is None
+
+    await claim(api, account_id)
+    await shown(lambda a: a["status"] == "active", "the claim")
+
+    await act(api, staff_token, ws, account_id, "disable", json={"reason": "left"})
+    row = await shown(lambda a: a["status"] == "disabled", "the disable")
+    assert row["disabled_by"] == "staff-1"
+
+    await act(api, staff_token, ws, account_id, "reenable")
+    row = await shown(lambda a: a["status"] == "active", "the re-enable")
+    assert row["disabled_at"] is None and row["actions"] == ["disable", "password-reset"]
