@@ -203,10 +203,15 @@ class AccessReenabled(_Contract):
 
 
 class PasswordResetRequested(_Contract):
-    """Staff sent a password reset. The link is an HMAC over the nonce, which is not a secret."""
+    """Staff sent a password reset: everything its email needs, as InviteSent has it. The
+    link is an HMAC over the nonce, which is not a secret."""
 
     nonce: str = Field(description="Not a secret: the link is an HMAC over it with a key that never leaves Porchlight")
     expires_at: UtcDatetime
+    email: str = Field(description="Where to send it: the address the account was last invited at, as typed",
+                       examples=["Ana@Example.com"])
+    name: str | None = None
+    sender: Sender
 
 
 # The envelope.

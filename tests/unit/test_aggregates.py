@@ -22,6 +22,7 @@ from services.invite_service.domain.workspace import Workspace
 
 STAFF = {"kind": "staff", "id": "s1", "reason": None}
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+RESET_TO = {"email": "A@example.com", "name": "A", "sender": {"workspace_name": "W", "sender_name": "W"}}
 
 
 def account(**overrides) -> PortalAccount:
@@ -159,7 +160,7 @@ def test_revoke_disables_a_pending_account():
 
 def test_disable_keeps_who_when_and_why_and_ends_sessions():
     acc = active_account()
-    acc.request_password_reset(nonce="r1", expires_at=NOW, actor=STAFF)
+    acc.request_password_reset(nonce="r1", expires_at=NOW, **RESET_TO, actor=STAFF)
     acc.disable(at=NOW, reason="left the company", actor=STAFF)
     assert acc.status == "disabled" and acc.access_epoch == 1
     assert (acc.disabled_at, acc.disabled_by, acc.disabled_reason) == (NOW, "s1", "left the company")
@@ -201,10 +202,11 @@ def test_reactivate_counts_against_the_resend_limit():
 
 def test_password_reset_records_a_nonce_only_when_active():
     acc = active_account()
-    acc.request_password_reset(nonce="r1", expires_at=NOW + timedelta(hours=1), actor=STAFF)
+    acc.request_password_reset(nonce="r1", expires_at=NOW + timedelta(hours=1), **RESET_TO, actor=STAFF)
     assert (acc.reset_nonce, acc.access_epoch) == ("r1", 0)  # sessions end when the password is set
     assert event_names(acc)[-1] == "PasswordResetRequested"
-    refused(lambda: account().request_password_reset(nonce="r", expires_at=NOW, actor=STAFF), ["resend", "revoke"])
+    refused(lambda: account().request_password_reset(nonce="r", expires_at=NOW, **RESET_TO, actor=STAFF),
+            ["resend", "revoke"])
 
 
 def test_a_voided_invitation_cannot_be_claimed_or_voided_again():

@@ -55,7 +55,10 @@ def every_event() -> list[DomainEvent]:
     # invitation), resend (voiding that one), revoke.
     account.disable(at=NOW, reason="left the company", actor=STAFF)
     account.reenable(actor=STAFF)
-    account.request_password_reset(nonce="r-1", expires_at=NOW + timedelta(hours=1), actor=STAFF)
+    account.request_password_reset(
+        nonce="r-1", expires_at=NOW + timedelta(hours=1), email="Ana@Example.com", name="Ana", sender=workspace.sender,
+        actor=STAFF,
+    )
     account.disable(at=NOW, reason=None, actor=STAFF)
     second = Invitation(
         workspace="pride", account_id=account.id, email="ana@example.com", name="Ana", nonce="n-2",

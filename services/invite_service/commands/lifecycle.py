@@ -150,5 +150,14 @@ class LifecycleCommands:
         return _Change(changed, fresh)
 
     async def _password_reset(self, slug, account, invitation, actor, reason) -> _Change:
-        account.request_password_reset(nonce=tokens.new_nonce(), expires_at=_now() + PASSWORD_RESET_TTL, actor=actor)
+        account.check_allowed("password-reset")
+        workspace = await self._workspace_for_invite(slug)
+        account.request_password_reset(
+            nonce=tokens.new_nonce(),
+            expires_at=_now() + PASSWORD_RESET_TTL,
+            email=invitation.email,
+            name=account.name,
+            sender=workspace.sender,
+            actor=actor,
+        )
         return _Change([account], invitation)

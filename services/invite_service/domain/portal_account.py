@@ -150,9 +150,18 @@ class PortalAccount(Aggregate):
         self.disabled_at = self.disabled_by = self.disabled_reason = None
 
     @event("PasswordResetRequested")
-    def request_password_reset(self, nonce: str, expires_at: datetime, actor: dict[str, Any]) -> None:
-        """A reset link's nonce (the link is derived from it); sessions end only once the new
-        password is set, so a mistaken request locks nobody out."""
+    def request_password_reset(
+        self,
+        nonce: str,
+        expires_at: datetime,
+        email: str,
+        name: str | None,
+        sender: dict[str, Any],
+        actor: dict[str, Any],
+    ) -> None:
+        """A reset link's nonce (the link is derived from it), and whom and as whom to send it,
+        as InviteSent has them. Sessions end only once the new password is set, so a mistaken
+        request locks nobody out."""
         self.check_allowed("password-reset")
         self.reset_nonce = nonce
         self.reset_expires_at = expires_at
