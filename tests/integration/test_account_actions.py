@@ -5,6 +5,7 @@ sessions ending, concurrent staff, roles and tenancy."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -16,9 +17,11 @@ from services.common.settings import ProjectorSettings
 from services.invite_service.commands import claims, lifecycle
 from services.invite_service.relay import Relay
 from tests.helpers import poll_until, unique
+from tests.integration.test_notifier import notifier_settings, running
 from tests.integration.conftest import auth
 
 JSON = {"Accept": "application/json"}
+LINK_PATH = re.compile(r"/portal/[a-z0-9-]+/claim/[A-Za-z0-9_.-]+")
 ACTIONS = ["resend", "revoke", "disable", "reenable", "reactivate", "password-reset"]
 ALLOWED = {
     "pending": ["resend", "revoke"],
@@ -286,23 +289,52 @@ async def test_tenancy_and_unknown_accounts_leak_nothing(api, staff_token, pro_w
 
 
 @pytest.fixture
-async def read_side(api, base_env, monkeypatch, pg_pool, kafka_bootstrap, topic_names):
-    """The relay and the projector, running as their processes do, from this test's position on."""
-    for name, value in base_env.items():
-        monkeypatch.setenv(name, value)
+async def relay(api, pg_pool, kafka_bootstrap, topic_names):
+    """The relay, running as its process does, from this test's position on."""
     access = api.app.state.portal_access
     relay_name = unique("relay")
     await save_position(pg_pool, relay_name, access.recorder.max_notification_id() or 0)
-    tasks = [
-        asyncio.create_task(Relay(access, pg_pool, kafka_bootstrap, topic_names["access"], relay_name).run()),
-        asyncio.create_task(run_projector(ProjectorSettings(projector_group_id=unique("projector")))),
-    ]
+    task = asyncio.create_task(Relay(access, pg_pool, kafka_bootstrap, topic_names["access"], relay_name).run())
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with pytest.raises(asyncio.CancelledError):
-            await task
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.fixture
+async def read_side(relay, base_env, monkeypatch):
+    """The relay and the projector."""
+    for name, value in base_env.items():
+        monkeypatch.setenv(name, value)
+    task = asyncio.create_task(run_projector(ProjectorSettings(projector_group_id=unique("projector"))))
+    yield
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_resend_and_reactivate_email_a_fresh_link_through_the_notifier(
+    api, staff_token, pro_workspace, relay, base_env, smtp_server
+):
+    """No notifier code of their own: a resend's new invitation records InviteSent, which the
+    notifier sends like any invite."""
+    ws = pro_workspace
+    email = f"{unique('mail')}@example.com"
+    account_id = await invite(api, staff_token, ws, email)
+    async with running(notifier_settings(base_env, smtp_server.port)):
+        first = (await smtp_server.wait_for(email))[0]
+        assert (await act(api, staff_token, ws, account_id, "resend")).status_code == 200
+        second = (await smtp_server.wait_for(email, count=2))[1]
+        old_path, new_path = (LINK_PATH.search(m.part("plain")).group(0) for m in (first, second))
+        assert old_path != new_path and second.message["Subject"] == first.message["Subject"]
+        assert (await api.post(old_path, headers=JSON)).status_code == 410
+
+        assert (await act(api, staff_token, ws, account_id, "revoke")).status_code == 200
+        assert (await act(api, staff_token, ws, account_id, "reactivate")).status_code == 200
+        third = (await smtp_server.wait_for(email, count=3))[2]
+        newest = LINK_PATH.search(third.part("plain")).group(0)
+        assert (await api.post(new_path, headers=JSON)).status_code == 410
+        assert (await api.post(newest, headers=JSON)).json()["status"] == "active"
 
 
 async def test_the_status_list_shows_each_change(api, staff_token, pro_workspace, read_side):
