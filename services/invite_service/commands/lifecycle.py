@@ -107,7 +107,9 @@ class LifecycleCommands:
             actor=actor,
         )
 
-    async def _resend(self, slug, account, invitation, actor, reason) -> _Change:
+    async def _resend(
+        self, slug: str, account: PortalAccount, invitation: Invitation, actor: dict[str, Any], reason: str | None
+    ) -> _Change:
         at = _now()
         account.check_allowed("resend")  # before building anything: the state, then the limit
         account.check_resend_allowed(at)
@@ -119,7 +121,9 @@ class LifecycleCommands:
             changed.append(invitation)
         return _Change(changed, fresh)
 
-    async def _revoke(self, slug, account, invitation, actor, reason) -> _Change:
+    async def _revoke(
+        self, slug: str, account: PortalAccount, invitation: Invitation, actor: dict[str, Any], reason: str | None
+    ) -> _Change:
         at = _now()
         account.revoke(at=at, actor=actor)
         changed = [account]
@@ -128,15 +132,21 @@ class LifecycleCommands:
             changed.append(invitation)
         return _Change(changed, invitation)
 
-    async def _disable(self, slug, account, invitation, actor, reason) -> _Change:
+    async def _disable(
+        self, slug: str, account: PortalAccount, invitation: Invitation, actor: dict[str, Any], reason: str | None
+    ) -> _Change:
         account.disable(at=_now(), reason=reason, actor=actor)
         return _Change([account], invitation)
 
-    async def _reenable(self, slug, account, invitation, actor, reason) -> _Change:
+    async def _reenable(
+        self, slug: str, account: PortalAccount, invitation: Invitation, actor: dict[str, Any], reason: str | None
+    ) -> _Change:
         account.reenable(actor=actor)
         return _Change([account], invitation)
 
-    async def _reactivate(self, slug, account, invitation, actor, reason) -> _Change:
+    async def _reactivate(
+        self, slug: str, account: PortalAccount, invitation: Invitation, actor: dict[str, Any], reason: str | None
+    ) -> _Change:
         # Re-enabled and invited in one save: both or neither.
         at = _now()
         account.check_allowed("reactivate")
@@ -149,7 +159,9 @@ class LifecycleCommands:
             changed.append(invitation)
         return _Change(changed, fresh)
 
-    async def _password_reset(self, slug, account, invitation, actor, reason) -> _Change:
+    async def _password_reset(
+        self, slug: str, account: PortalAccount, invitation: Invitation, actor: dict[str, Any], reason: str | None
+    ) -> _Change:
         account.check_allowed("password-reset")
         workspace = await self._workspace_for_invite(slug)
         account.request_password_reset(
