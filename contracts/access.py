@@ -35,6 +35,12 @@ ACCOUNT_CREATED = "AccountCreated"
 ACCOUNT_ACTIVATED = "AccountActivated"
 INVITE_SENT = "InviteSent"
 TOKEN_CLAIMED = "TokenClaimed"
+INVITE_RESENT = "InviteResent"
+INVITE_REVOKED = "InviteRevoked"
+INVITATION_VOIDED = "InvitationVoided"
+ACCESS_DISABLED = "AccessDisabled"
+ACCESS_REENABLED = "AccessReenabled"
+PASSWORD_RESET_REQUESTED = "PasswordResetRequested"
 
 TYPE_HEADER = "type"  # Kafka header with the event type, for routing without parsing
 
@@ -161,6 +167,53 @@ class TokenClaimed(_Contract):
     at: datetime = Field(description="When the link was claimed")
 
 
+class InviteResent(_Contract):
+    """The account now points at a fresh invitation (its own InviteSent carries the email's
+    details); the previous link stops working. Also recorded by a reactivate."""
+
+    invitation_id: uuid.UUID = Field(description="The new invitation")
+    expires_at: UtcDatetime = Field(description="When the new link expires")
+    at: UtcDatetime
+
+
+class InviteRevoked(_Contract):
+    """Staff cancelled the pending invite: its link is void and the account is disabled."""
+
+    at: UtcDatetime
+
+
+class InvitationVoided(_Contract):
+    """An invitation's link stopped working before it was claimed."""
+
+    reason: Literal["superseded", "revoked"] = Field(description="A resend replaced it, or staff revoked it")
+    at: UtcDatetime
+
+
+class AccessDisabled(_Contract):
+    """The client can no longer sign in; every session fails on its next request. Who did it is the actor."""
+
+    at: UtcDatetime
+    reason: str | None = Field(None, description="Why, as staff typed it", examples=["left the company"])
+
+
+class AccessReenabled(_Contract):
+    """Access restored, silently: `active` if the account had been active, else `pending`."""
+
+    status: Literal["pending", "active"]
+
+
+class PasswordResetRequested(_Contract):
+    """Staff sent a password reset: everything its email needs, as InviteSent has it. The
+    link is an HMAC over the nonce, which is not a secret."""
+
+    nonce: str = Field(description="Not a secret: the link is an HMAC over it with a key that never leaves Porchlight")
+    expires_at: UtcDatetime
+    email: str = Field(description="Where to send it: the address the account was last invited at, as typed",
+                       examples=["Ana@Example.com"])
+    name: str | None = None
+    sender: Sender
+
+
 # The envelope.
 
 
@@ -227,6 +280,36 @@ class TokenClaimedV1(AccessEventV1):
     data: TokenClaimed
 
 
+class InviteResentV1(AccessEventV1):
+    type: Literal["InviteResent"] = INVITE_RESENT
+    data: InviteResent
+
+
+class InviteRevokedV1(AccessEventV1):
+    type: Literal["InviteRevoked"] = INVITE_REVOKED
+    data: InviteRevoked
+
+
+class InvitationVoidedV1(AccessEventV1):
+    type: Literal["InvitationVoided"] = INVITATION_VOIDED
+    data: InvitationVoided
+
+
+class AccessDisabledV1(AccessEventV1):
+    type: Literal["AccessDisabled"] = ACCESS_DISABLED
+    data: AccessDisabled
+
+
+class AccessReenabledV1(AccessEventV1):
+    type: Literal["AccessReenabled"] = ACCESS_REENABLED
+    data: AccessReenabled
+
+
+class PasswordResetRequestedV1(AccessEventV1):
+    type: Literal["PasswordResetRequested"] = PASSWORD_RESET_REQUESTED
+    data: PasswordResetRequested
+
+
 # Every typed envelope, told apart by `type`: what the relay publishes (the AsyncAPI
 # document shows it). A new event type is a payload model, an envelope and a line here.
 KnownAccessEventV1 = Annotated[
@@ -235,7 +318,13 @@ KnownAccessEventV1 = Annotated[
     | AccountCreatedV1
     | AccountActivatedV1
     | InviteSentV1
-    | TokenClaimedV1,
+    | TokenClaimedV1
+    | InviteResentV1
+    | InviteRevokedV1
+    | InvitationVoidedV1
+    | AccessDisabledV1
+    | AccessReenabledV1
+    | PasswordResetRequestedV1,
     Field(discriminator="type"),
 ]
 

@@ -15,7 +15,16 @@ import uuid
 
 import asyncpg
 
-from contracts.access import AccessEventV1, AccountActivatedV1, AccountCreatedV1, InviteSentV1
+from contracts.access import (
+    AccessDisabledV1,
+    AccessEventV1,
+    AccessReenabledV1,
+    AccountActivatedV1,
+    AccountCreatedV1,
+    InviteResentV1,
+    InviteRevokedV1,
+    InviteSentV1,
+)
 from projections.projector import Projector, ProjectorContext
 
 log = logging.getLogger(__name__)
@@ -132,7 +141,62 @@ async def on_other_event(msg: AccessEventV1, projector: ProjectorContext) -> boo
         return conn is not None
 
 
-HANDLERS = (on_account_created, on_invite_sent, on_account_activated)
+# Staff actions. Each is an event of the account aggregate, so they arrive in the order they
+# happened (one partition per account). A resend's or reactivate's new link, expiry and
+# send time come with its own InviteSent (on_invite_sent); InvitationVoided and
+# PasswordResetRequested change nothing the list shows.
+
+
+async def _set_status(projector: ProjectorContext, msg: AccessEventV1, sql_set: str, *args: object) -> bool:
+    async with _applying(projector, msg) as conn:
+        if conn is None:
+            return False
+        updated = await conn.execute(
+            f"UPDATE account_status SET {sql_set}, updated_at = GREATEST(updated_at, $2) WHERE account_id = $1",
+            msg.aggregate_id,
+            msg.occurred_at,
+            *args,
+        )
+    if updated == "UPDATE 0":  # as for AccountActivated: cannot happen in partition order
+        log.warning("%s for unknown account %s (event %s)", msg.type, msg.aggregate_id, msg.event_id)
+    return True
+
+
+async def on_invite_revoked(msg: InviteRevokedV1, projector: ProjectorContext) -> bool:
+    """InviteRevoked: the pending invite was cancelled and the account disabled."""
+    return await _set_status(
+        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4", msg.data.at, _actor_name(msg)
+    )
+
+
+async def on_access_disabled(msg: AccessDisabledV1, projector: ProjectorContext) -> bool:
+    """AccessDisabled: who disabled the account, and when."""
+    return await _set_status(
+        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4", msg.data.at, _actor_name(msg)
+    )
+
+
+async def on_access_reenabled(msg: AccessReenabledV1, projector: ProjectorContext) -> bool:
+    """AccessReenabled: back to pending or active; no longer disabled by anyone."""
+    return await _set_status(
+        projector, msg, "status = $3, disabled_at = NULL, disabled_by = NULL", msg.data.status
+    )
+
+
+async def on_invite_resent(msg: InviteResentV1, projector: ProjectorContext) -> bool:
+    """InviteResent: the account is pending on a fresh invitation (its InviteSent fills in the rest)."""
+    return await _set_status(projector, msg, "status = 'pending'")
+
+
+HANDLERS = (
+    on_account_created,
+    on_invite_sent,
+    on_account_activated,
+    on_invite_revoked,
+    on_access_disabled,
+    on_access_reenabled,
+    on_invite_resent,
+)
 
 
 async def _catch_up_deliveries(conn: asyncpg.Connection, account_id: uuid.UUID) -> None:

@@ -18,6 +18,7 @@ from eventsourcing.utils import get_topic
 
 from services.invite_service.commands.claims import ClaimCommands, ClaimResult
 from services.invite_service.commands.invitations import InvitationCommands, InviteCommand, InviteResult
+from services.invite_service.commands.lifecycle import LifecycleCommands
 from services.invite_service.commands.workspaces import Configured, WorkspaceCommands
 from services.invite_service.domain.portal_account import PortalAccount
 from services.invite_service.event_store import SideRow, SideRowRecorder
@@ -26,7 +27,7 @@ from services.invite_service.group_commit import GroupCommitter
 __all__ = ["ClaimResult", "Configured", "InviteCommand", "InviteResult", "PortalAccess"]
 
 
-class PortalAccess(WorkspaceCommands, InvitationCommands, ClaimCommands, Application):
+class PortalAccess(WorkspaceCommands, InvitationCommands, ClaimCommands, LifecycleCommands, Application):
     name = "porchlight"  # the event store table is porchlight_events
 
     def __init__(

@@ -51,7 +51,28 @@ def every_event() -> list[DomainEvent]:
     )
     invitation.claim(at=NOW, actor={"kind": "client", "id": str(account.id), "reason": None})
     account.activate(invitation_id=invitation_id, actor={"kind": "client", "id": str(account.id), "reason": None})
-    return [*workspace.collect_events(), *account.collect_events(), *invitation.collect_events()]
+    # Then every staff action: disable, re-enable, reset, disable, reactivate (a fresh
+    # invitation), resend (voiding that one), revoke.
+    account.disable(at=NOW, reason="left the company", actor=STAFF)
+    account.reenable(actor=STAFF)
+    account.request_password_reset(
+        nonce="r-1", expires_at=NOW + timedelta(hours=1), email="Ana@Example.com", name="Ana", sender=workspace.sender,
+        actor=STAFF,
+    )
+    account.disable(at=NOW, reason=None, actor=STAFF)
+    second = Invitation(
+        workspace="pride", account_id=account.id, email="ana@example.com", name="Ana", nonce="n-2",
+        expires_at=NOW + timedelta(days=7), channels=["email"], method="reactivate", sender=workspace.sender,
+        actor=STAFF,
+    )
+    account.reactivate(invitation_id=second.id, expires_at=second.expires_at, at=NOW, actor=STAFF)
+    second.void(reason="superseded", at=NOW, actor=STAFF)
+    account.resend(invitation_id=uuid4(), expires_at=NOW + timedelta(days=7), at=NOW, actor=STAFF)
+    account.revoke(at=NOW, actor=STAFF)
+    return [
+        *workspace.collect_events(), *account.collect_events(), *invitation.collect_events(),
+        *second.collect_events(),
+    ]
 
 
 EVENTS = every_event()

@@ -22,7 +22,7 @@ from services.invite_service.api.errors import install_error_handlers
 from services.invite_service.api.portal import claims, session
 from services.invite_service.api.rate_limits import FailureLimiter
 from services.invite_service.api.readiness import BrokerProbe
-from services.invite_service.api.staff import history, invitations, workspaces
+from services.invite_service.api.staff import accounts, history, invitations, workspaces
 from services.invite_service.application import PortalAccess
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
     install_edge(app, settings)  # after every other middleware: it must run first
-    for module in (health, workspaces, invitations, history, claims, session):
+    for module in (health, workspaces, invitations, accounts, history, claims, session):
         app.include_router(module.router)
     _document_problems(app)
     return app

@@ -27,6 +27,7 @@ STATUS_BY_CODE = {
     domain.LinkInvalid.code: 410,
     domain.WorkspaceNotFound.code: 404,
     domain.AccountNotFound.code: 404,
+    domain.TooManyResends.code: 429,
 }
 # Field errors that have a code of their own rather than the generic validation_error.
 FIELD_CODES = {domain.EmailRequired.code, domain.InvalidEmail.code, domain.InvalidPhone.code}

@@ -64,3 +64,8 @@ class LinkInvalid(DomainError):
 class AccountNotFound(DomainError):
     code = "account_not_found"
     detail = "No such account."
+
+
+class TooManyResends(DomainError):
+    code = "too_many_resends"
+    detail = "This account was sent too many invites in the last hour; try again later."

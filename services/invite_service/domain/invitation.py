@@ -33,13 +33,26 @@ class Invitation(Aggregate):
         self.expires_at = expires_at
         self.channels = channels
         self.claimed_at: datetime | None = None
+        self.voided_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Neither claimed nor voided (it may have expired: voiding it still says what became of it)."""
+        return self.claimed_at is None and self.voided_at is None
 
     def check_claimable(self, at: datetime) -> None:
         # One message for every reason: the client can do nothing different about any of them.
-        if self.claimed_at is not None or at >= self.expires_at:
+        if not self.is_open or at >= self.expires_at:
             raise LinkInvalid()
 
     @event("TokenClaimed")
     def claim(self, at: datetime, actor: dict[str, Any]) -> None:
         self.check_claimable(at)
         self.claimed_at = at
+
+    @event("InvitationVoided")
+    def void(self, reason: str, at: datetime, actor: dict[str, Any]) -> None:
+        """The link stops working: `superseded` by a resend, or `revoked` with the account."""
+        if not self.is_open:
+            raise LinkInvalid("That invitation was already claimed or voided.")
+        self.voided_at = at

@@ -53,12 +53,16 @@ class Workspace(Aggregate):
         return {k: merged[k] for k in wanted if self.settings.get(k) != merged[k]}
 
     def check_can_invite(self, role: str) -> None:
+        self.check_can_send()
+        if role not in BUILT_IN_ROLES and role not in self.settings.get("roles", []):
+            raise UnknownRole(f"The role {role!r} is not defined in this workspace.")
+
+    def check_can_send(self) -> None:
+        """The gate for any invite email, also a resend: the role was checked when the account was made."""
         if not self.settings["portal_enabled"]:
             raise PortalDisabled()
         if self.settings["plan"] != "pro":
             raise PlanRequired()
-        if role not in BUILT_IN_ROLES and role not in self.settings.get("roles", []):
-            raise UnknownRole(f"The role {role!r} is not defined in this workspace.")
 
     @property
     def sender(self) -> dict[str, Any]:
