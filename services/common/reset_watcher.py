@@ -51,6 +51,10 @@ async def rewind_to_beginning(brokers: Iterable[KafkaBroker]) -> bool:
             for consumer, partitions in assigned:
                 if partitions:
                     await consumer.seek_to_beginning(*partitions)
+                    # Commit the beginning too: a rebalance right after the seek would otherwise
+                    # hand the partition back at the offset committed before it, past what we
+                    # meant to re-read (seen under load: the group rejoins after a broker restart).
+                    await consumer.commit(dict(await consumer.beginning_offsets(list(partitions))))
     return complete
 
 
@@ -62,14 +66,14 @@ async def watch_broker_resets(pool: asyncpg.Pool, brokers: list[KafkaBroker], pr
     """Until cancelled: on each new broker reset of a topic the brokers' subscribers consume,
     read everything they consume again from the beginning."""
     topics = subscribed_topics(brokers)
-    seen = None
+    seen = settled = None
     while True:
         try:
             latest = await latest_reset(pool, topics)
             if seen is None:
                 # At start, a reset the relay is still re-publishing for may not have been seen
                 # by whoever consumed before us (a restart in between): read from the start once.
-                seen = 0 if latest is None else latest.epoch - (0 if latest.caught_up else 1)
+                seen = settled = 0 if latest is None else latest.epoch - (0 if latest.caught_up else 1)
             if latest is not None and latest.epoch > seen and await rewind_to_beginning(brokers):
                 seen = latest.epoch
                 CONSUMER_REWINDS.labels(process).inc()
@@ -77,6 +81,17 @@ async def watch_broker_resets(pool: asyncpg.Pool, brokers: list[KafkaBroker], pr
                     "%s: broker reset %d on %s (%s): reading every partition again from the beginning",
                     process, latest.epoch, latest.topic, latest.reason,
                 )
+            elif (
+                latest is not None and latest.epoch == seen and settled < seen and latest.caught_up
+                and await rewind_to_beginning(brokers)
+            ):
+                # Once more after the relay has re-published everything: a retry that seeks back
+                # to a failed message, or a rebalance, between the first rewind and the end of the
+                # re-publish could have skipped part of the new log. Re-reading is idempotent.
+                settled = seen
+                CONSUMER_REWINDS.labels(process).inc()
+                log.info("%s: the log is re-published after broker reset %d: read once more from the beginning",
+                         process, seen)
         except _TRANSIENT as exc:
             log.warning("%s: cannot check for broker resets, trying again: %s: %s", process, type(exc).__name__, exc)
         await asyncio.sleep(POLL_SECONDS)
