@@ -142,6 +142,22 @@ def migrate() -> None:
 
 
 @app.command()
+def replay(
+    page_size: Annotated[int, typer.Option(min=1, help="Events per page (one transaction each)")] = 2000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar (events/s, ETA)")] = True,
+) -> None:
+    """Rebuild every read model from the event store and swap it in; the API keeps answering."""
+    from deploy.replay import main
+    from services.common.settings import ProjectorSettings
+
+    settings = _settings(ProjectorSettings)
+    _logging(settings, "replay")
+    result = asyncio.run(main(settings.database_url, page_size=page_size, show_progress=progress))
+    typer.echo(f"replayed {result.events} events up to position {result.position} in {result.seconds:.1f} s; "
+               f"swapped in {', '.join(result.tables)}")
+
+
+@app.command()
 def docs(out: Annotated[Path, typer.Option(help="Where to write the documents")] = Path("docs")) -> None:
     """Write the OpenAPI, AsyncAPI and JSON Schema documents generated from the code."""
     from deploy.docs import write_all
