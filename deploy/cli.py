@@ -15,7 +15,10 @@ from typing import Annotated
 
 import typer
 
+from deploy.audit_cli import audit_app
+
 app = typer.Typer(help="Porchlight: invitations and access for customer portals.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 
 def _settings(cls):
@@ -136,7 +139,8 @@ def migrate() -> None:
     _logging(settings, "migrate")
     from contracts import topics
 
-    wanted = list(dict.fromkeys([*topics.ALL, settings.access_topic, settings.deliveries_topic, settings.dlq_topic]))
+    wanted = list(dict.fromkeys([*topics.ALL, settings.access_topic, settings.deliveries_topic, settings.dlq_topic,
+                                 settings.audit_topic]))
     asyncio.run(run_migrate(settings.database_url, settings.kafka_bootstrap_servers, wanted))
     typer.echo("migrated")
 
