@@ -151,12 +151,16 @@ def replay(
     progress: Annotated[bool, typer.Option(help="Show a progress bar (events/s, ETA)")] = True,
 ) -> None:
     """Rebuild every read model from the event store and swap it in; the API keeps answering."""
-    from deploy.replay import main
+    from deploy.replay import ReplayBusy, UnknownReadModel, main
     from services.common.settings import ProjectorSettings
 
     settings = _settings(ProjectorSettings)
     _logging(settings, "replay")
-    result = asyncio.run(main(settings.database_url, page_size=page_size, show_progress=progress))
+    try:
+        result = asyncio.run(main(settings.database_url, page_size=page_size, show_progress=progress))
+    except (ReplayBusy, UnknownReadModel) as exc:
+        typer.secho(f"replay: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"replayed {result.events} events up to position {result.position} in {result.seconds:.1f} s; "
                f"swapped in {', '.join(result.tables)}")
 

@@ -51,6 +51,11 @@ FOLLOWER_NAME = "replay"
 # Not from the event store: kept as they are, never rebuilt (see the module's docstring).
 KEPT_TABLES = ("account_deliveries",)
 KEPT_PROJECTIONS = (deliveries.PROJECTION,)
+# What replay rebuilds, and the handlers that build it: the live projector's for the access
+# topic (projections/consumer.py). A table in projections/schema.sql in neither list stops
+# replay before it swaps anything: rebuilt by nobody, it would be swapped in empty.
+REBUILT_TABLES = ("account_status", "projection_applied")
+ACCESS_HANDLERS = (status_list.HANDLERS, status_list.on_other_event)
 SWAP_ATTEMPTS = 5  # a deadlock with the live projector aborts the swap; it is then tried again
 
 Progress = Callable[[int, int, int], None]  # (events this page, position reached, head of the log)
@@ -58,6 +63,10 @@ Progress = Callable[[int, int, int], None]  # (events this page, position reache
 
 class ReplayBusy(RuntimeError):
     """Another replay holds the replay lock."""
+
+
+class UnknownReadModel(RuntimeError):
+    """projections/schema.sql defines a table replay does not know how to rebuild."""
 
 
 @dataclass
@@ -76,7 +85,7 @@ class Replay:
         self._page_size = page_size
         self._progress = progress
         self._origins = Origins(self._first_event, max_size=1_000_000)
-        self._handler_for = route(status_list.HANDLERS, otherwise=status_list.on_other_event)
+        self._handler_for = route(ACCESS_HANDLERS[0], otherwise=ACCESS_HANDLERS[1])
         self._projector = BatchProjector()
         self._conn: asyncpg.Connection | None = None
         self._writing: asyncio.Task | None = None
@@ -176,6 +185,10 @@ class Replay:
         names = await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", BUILD_SCHEMA
         )
+        unknown = sorted({r["tablename"] for r in names} - set(REBUILT_TABLES))
+        if unknown:
+            raise UnknownReadModel(f"replay does not know what builds {', '.join(unknown)}: add its handlers to "
+                                   "deploy/replay.py (REBUILT_TABLES, ACCESS_HANDLERS) or keep it (KEPT_TABLES)")
         # The projector claims in projection_applied first, then writes the rows: lock in that order.
         return sorted((r["tablename"] for r in names), key=lambda t: (t != "projection_applied", t))
 

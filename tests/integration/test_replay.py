@@ -201,3 +201,27 @@ async def test_events_during_the_replay_are_not_lost_in_the_swap(live):
 
     await Replay(app, pool).run()
     assert await snapshot(pool) == live_tables
+
+
+async def test_a_read_model_replay_cannot_build_stops_it_before_the_swap(own_database, tmp_path, monkeypatch):  # noqa: F811
+    """A table added to the projections' DDL without telling replay how to build it would be swapped in
+    empty; replay refuses instead, and the live tables stay as they were."""
+    from deploy import replay
+
+    schema = tmp_path / "schema.sql"
+    schema.write_text(replay.SCHEMA_SQL.read_text() + "\nCREATE TABLE IF NOT EXISTS sign_in_activity (id int);\n")
+    monkeypatch.setattr(replay, "SCHEMA_SQL", schema)
+    app = PortalAccess(eventsourcing_env(own_database), secret_key=SECRET_KEY.encode())
+    pool = await create_pool(own_database, max_size=3)
+    try:
+        ws = unique("ws")
+        await seed(app, ws, count=3, claims=0)
+        await pool.execute("INSERT INTO account_status (account_id, workspace, invited_at, updated_at) "
+                           "VALUES (gen_random_uuid(), 'kept', now(), now())")
+        with pytest.raises(replay.UnknownReadModel, match="sign_in_activity"):
+            await Replay(app, pool).run()
+        assert await pool.fetchval("SELECT count(*) FROM account_status WHERE workspace = 'kept'") == 1
+        assert await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", replay.BUILD_SCHEMA) == 0
+    finally:
+        await pool.close()
+        app.close()
