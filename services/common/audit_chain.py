@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from eventsourcing.persistence import Notification
 
@@ -94,13 +95,17 @@ class AuditChain:
         self._head_seconds = head_seconds
         self.follower = LogFollower(recorder, pool, FOLLOWER_NAME, page_size=page_size, outages=OUTAGES)
         self.published = 0  # the position of the last head published
+        self._producer: AIOKafkaProducer | None = None
 
     async def run(self) -> None:
         """Chain and publish until cancelled; both back off from outages rather than end."""
         log.info("audit chain following the log (position stored as %r), heads to %s", FOLLOWER_NAME, self._topic)
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.follower.follow(self.chain_page))
-            tasks.create_task(self._publish_heads())
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.follower.follow(self.chain_page))
+                tasks.create_task(self._publish_heads())
+        finally:
+            await self.close()
 
     async def chain_page(self, page: Sequence[Notification]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
@@ -119,14 +124,25 @@ class AuditChain:
         if position <= self.published:
             return None
         head = AuditHeadV1(position=position, hash=current.hex(), at=datetime.now(timezone.utc))
-        producer = create_producer(self._bootstrap_servers)
-        await producer.start()
+        if self._producer is None:
+            producer = create_producer(self._bootstrap_servers)
+            await producer.start()
+            self._producer = producer
         try:
-            await producer.send_and_wait(self._topic, head.model_dump_json().encode(), key=head.key)
-        finally:
-            await producer.stop()
+            await self._producer.send_and_wait(self._topic, head.model_dump_json().encode(), key=head.key)
+        except OUTAGES:
+            await self.close()  # a fresh connection next time
+            raise
         self.published = position
         return head
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except OUTAGES as exc:  # its broker is gone: nothing to flush to
+                log.debug("audit head producer did not stop cleanly: %s", exc)
 
     async def _publish_heads(self) -> None:
         topic_checked = False

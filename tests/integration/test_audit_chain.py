@@ -40,6 +40,7 @@ async def chained(own_database, kafka_bootstrap):  # noqa: F811 - the fixture, b
     chain = AuditChain(app.recorder, pool, kafka_bootstrap, topic)
     assert await chain.follower.catch_up(chain.chain_page) == app.recorder.max_notification_id() == 17
     assert (await chain.publish_head()).position == 17
+    await chain.close()
     try:
         yield app, pool, chain, {"DATABASE_URL": own_database, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
                                  "AUDIT_TOPIC": topic}
