@@ -170,18 +170,14 @@ class Replay:
             await conn.execute(f"DROP TABLE IF EXISTS {BUILD_SCHEMA}.{table}")
         # Built once at the end instead of updated row by row (a GIN index especially); unique
         # ones stay, the handlers' ON CONFLICT needs them.
-        self._deferred_indexes = [r["indexdef"] for r in await conn.fetch(
-            "SELECT pg_get_indexdef(i.indexrelid) AS indexdef FROM pg_index i "
+        secondary = await conn.fetch(
+            "SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS indexdef FROM pg_index i "
             "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = $1 AND NOT i.indisunique", BUILD_SCHEMA,
-        )]
-        await conn.execute("; ".join(
-            f"DROP INDEX {BUILD_SCHEMA}.{_ident(name)}" for name in await conn.fetchval(
-                "SELECT array_agg(c.relname) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND NOT i.indisunique",
-                BUILD_SCHEMA,
-            ) or []
-        ) or "SELECT 1")
+        )
+        for index in secondary:
+            await conn.execute(f"DROP INDEX {BUILD_SCHEMA}.{_ident(index['name'])}")
+        self._deferred_indexes = [index["indexdef"] for index in secondary]  # they name the build schema
         names = await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", BUILD_SCHEMA
         )

@@ -133,6 +133,8 @@ async def test_replay_equals_the_live_projection_while_the_api_answers(live, own
                      what="the delivery outcome on its account")
     before = await snapshot(pool)
     assert len(before["account_status"]) == 40
+    indexes = "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname"
+    indexes_before = await pool.fetch(indexes)
 
     async with serve(api_settings(own_database, kafka_bootstrap)) as api:
         done = asyncio.Event()
@@ -148,6 +150,7 @@ async def test_replay_equals_the_live_projection_while_the_api_answers(live, own
     after = await snapshot(pool)
     for table in TABLES:
         assert after[table] == before[table], table
+    assert await pool.fetch(indexes) == indexes_before, "the same indexes (the build defers them, then makes them)"
 
     # The live projector goes on, on the new tables: a new invite shows up, applied once.
     await app.invite(ws, InviteCommand(email="later@example.com", name=None, role="customer"), STAFF)
