@@ -150,8 +150,8 @@ async def verify_log(recorder: Any, pool: asyncpg.Pool, heads: list[AuditHeadV1]
         prev, report.last_position = current, event.id
         event = await anext(events, None)
     if next_head < len(heads):
-        head = heads[-1]
-        return _found(report, "missing", report.last_position + 1, f"the head published at {head.at:%Y-%m-%d %H:%M:%S} "
+        head = heads[next_head]
+        return _found(report, "missing", head.position, f"the head published at {head.at:%Y-%m-%d %H:%M:%S} "
                       f"UTC names position {head.position}, beyond the end of the log ({report.last_position}): "
                       "events were removed from its end")
     return report
@@ -164,8 +164,9 @@ def _found(report: Report, kind: str, position: int, detail: str) -> Report:
 
 async def _mismatch(report: Report, pool: asyncpg.Pool, position: int, digest: bytes, chained_digest: bytes) -> Report:
     if digest == chained_digest:
-        return _found(report, "altered", position, f"the event at position {position} has another originator, "
-                      "version or topic than the one chained there (its state bytes are the same)")
+        return _found(report, "altered", position, f"the event at position {position} does not match its link: "
+                      "its originator, version or topic is not what was chained (its state bytes are), or the "
+                      "audit_chain row itself was changed")
     moved_from = await pool.fetchval(
         "SELECT position FROM audit_chain WHERE state_digest = $1 AND position <> $2 ORDER BY position LIMIT 1",
         digest, position,

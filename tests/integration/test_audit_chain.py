@@ -137,3 +137,15 @@ async def test_the_relay_process_chains_the_log_and_publishes_its_head(own_datab
         await asyncio.gather(relay, return_exceptions=True)
         await pool.close()
         app.close()
+
+
+async def test_cutting_the_end_of_the_log_and_its_links_is_caught_by_the_published_head(chained):
+    _, pool, _, env = chained
+    await pool.execute("DELETE FROM porchlight_events WHERE notification_id >= 16")
+    await pool.execute("DELETE FROM audit_chain WHERE position >= 16")
+
+    code, output = await verify(env, "--no-heads")
+    assert code == 0, "the database alone agrees with itself"
+    code, output = await verify(env)
+    assert code == 1
+    assert "MISSING at position 17:" in output and "beyond the end of the log (15)" in output
