@@ -1,6 +1,7 @@
 """`porchlight audit ...`: the auditors' commands, over the event store alone.
 
-`history` prints an account's or a workspace's history, read by the same function as the
+`verify` recomputes the tamper-evidence chain over the log and checks it against the heads
+published to Kafka (deploy/audit_verify.py). `history` prints an account's or a workspace's history, read by the same function as the
 staff API's history routes (services/invite_service/history.py), as JSON lines or CSV on
 stdout, narrowed by time, type and actor; `state` prints an account as it stood at a
 time, replayed from its events. They need only DATABASE_URL: an auditor reads the event
@@ -22,7 +23,11 @@ import typer
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-audit_app = typer.Typer(help="Audit the event history: export it (and check it).", no_args_is_help=True)
+from deploy.audit_verify import verify
+
+audit_app = typer.Typer(help="Audit the event history: export it and verify its tamper-evidence chain.",
+                        no_args_is_help=True)
+audit_app.command("verify")(verify)
 
 CSV_COLUMNS = ("position", "occurred_at", "aggregate", "aggregate_id", "version", "type",
                "actor_kind", "actor_id", "actor_reason", "data")

@@ -139,9 +139,30 @@ def migrate() -> None:
     _logging(settings, "migrate")
     from contracts import topics
 
-    wanted = list(dict.fromkeys([*topics.ALL, settings.access_topic, settings.deliveries_topic, settings.dlq_topic]))
+    wanted = list(dict.fromkeys([*topics.ALL, settings.access_topic, settings.deliveries_topic, settings.dlq_topic,
+                                 settings.audit_topic]))
     asyncio.run(run_migrate(settings.database_url, settings.kafka_bootstrap_servers, wanted))
     typer.echo("migrated")
+
+
+@app.command()
+def replay(
+    page_size: Annotated[int, typer.Option(min=1, help="Events per page (one transaction each)")] = 2000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar (events/s, ETA)")] = True,
+) -> None:
+    """Rebuild every read model from the event store and swap it in; the API keeps answering."""
+    from deploy.replay import ReplayBusy, UnknownReadModel, main
+    from services.common.settings import ProjectorSettings
+
+    settings = _settings(ProjectorSettings)
+    _logging(settings, "replay")
+    try:
+        result = asyncio.run(main(settings.database_url, page_size=page_size, show_progress=progress))
+    except (ReplayBusy, UnknownReadModel) as exc:
+        typer.secho(f"replay: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"replayed {result.events} events up to position {result.position} in {result.seconds:.1f} s; "
+               f"swapped in {', '.join(result.tables)}")
 
 
 @app.command()

@@ -5,7 +5,7 @@
 writes `openapi.json` (the HTTP API), `asyncapi.json` (every topic Porchlight publishes
 or consumes, from the FastStream handlers and the relay's declared publisher) and
 `schemas/*.json` (JSON Schema of each `contracts` model: the access envelope, one typed
-envelope per access event type, the delivery outcome). A unit test regenerates them
+envelope per access event type, the delivery outcome, the audit chain's head). A unit test regenerates them
 and fails when the committed copies have drifted from the code.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts import ENVELOPES, AccessEventV1, DeliveryOutcomeV1, KnownAccessEventV1
+from contracts.audit import AuditHeadV1
 
 # Only for building documents: nothing connects, and these values are never used as secrets.
 _DOC_ENV = {
@@ -55,6 +56,14 @@ def asyncapi() -> dict[str, Any]:
         " header `type`: the event type",
         schema=KnownAccessEventV1,
     )
+    relay.publisher(
+        relay_settings.audit_topic,
+        title="relay-audit-heads",
+        description="The head of the audit chain over the event store (its position and hash), every few seconds"
+        " when it moved, from the chain follower in the relay process; key: `log`. A copy outside the database"
+        " that `porchlight audit verify` checks the recomputed chain against",
+        schema=AuditHeadV1,
+    )
     notifier, _ = create_notifier(_settings(NotifierSettings))
     projector = create_projector(_settings(ProjectorSettings), pool=None)
     spec = AsyncAPI(relay, notifier, *projector, title="Porchlight", version="0.1.0",
@@ -71,6 +80,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
     for event_type, envelope in ENVELOPES.items():  # access-event-v1.invite-sent.json, ...
         schemas[f"access-event-v1.{_kebab(event_type)}.json"] = envelope.model_json_schema()
     schemas["delivery-outcome-v1.json"] = DeliveryOutcomeV1.model_json_schema()
+    schemas["audit-head-v1.json"] = AuditHeadV1.model_json_schema()
     return schemas
 
 

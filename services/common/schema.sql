@@ -41,3 +41,17 @@ CREATE TABLE IF NOT EXISTS broker_resets (
     detected_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS broker_resets_topic ON broker_resets (topic, epoch);
+
+-- The tamper-evidence chain over the notification log (services/common/audit_chain.py): one
+-- row per stored event, `hash` = SHA-256 over the previous row's hash and the event's
+-- position, originator id, version, topic and stored state bytes. Written by the chain's log
+-- follower (never by the request path); `porchlight audit verify` recomputes it from the
+-- event store. `state_digest` (SHA-256 of the state alone) lets verify tell an event moved
+-- to another position from one altered in place.
+CREATE TABLE IF NOT EXISTS audit_chain (
+    position      bigint      PRIMARY KEY,
+    hash          bytea       NOT NULL,
+    prev          bytea       NOT NULL,
+    state_digest  bytea       NOT NULL,
+    chained_at    timestamptz NOT NULL DEFAULT now()
+);

@@ -59,6 +59,7 @@ class CommonSettings(BaseSettings):
     access_topic: str = topics.ACCESS
     deliveries_topic: str = topics.DELIVERIES
     dlq_topic: str = topics.DLQ
+    audit_topic: str = topics.AUDIT
     # How long a consumer's fetch may wait on the broker for data. aiokafka's 500 ms default
     # showed up whole in invite-to-email latency on Tansu (bench/email_latency.py).
     kafka_fetch_max_wait_ms: int = Field(50, ge=1, le=5000)
@@ -99,6 +100,9 @@ class ApiSettings(CommonSettings, SecretKeySettings):
 
 class RelaySettings(CommonSettings):
     relay_name: str = Field("relay", description="Names the relay's stored position; one per target topic")
+    audit_head_seconds: float = Field(
+        5.0, gt=0, description="How often the audit chain's head is published to the audit topic (if it moved)"
+    )
     relay_batch_max: int = 500
     relay_publish_timeout_ms: int = Field(
         30_000, ge=100, description="How long a publish may wait for the broker before the relay backs off and retries"

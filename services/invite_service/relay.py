@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from eventsourcing.persistence import Notification
 
+from services.common.audit_chain import AuditChain
 from services.common.broker_resets import AckedOffsets, record_reset
 from services.common.kafka import create_producer, ensure_topics, topic_end_offsets
 from services.common.log_follower import DATABASE_OUTAGES, LogFollower, set_position
@@ -225,7 +226,7 @@ async def run(settings, from_beginning: bool = False) -> None:
     from services.common.heartbeat import run_heartbeat
 
     app = await asyncio.to_thread(PortalAccess, eventsourcing_env(settings.database_url))
-    pool = await create_pool(settings.database_url, max_size=3)
+    pool = await create_pool(settings.database_url, max_size=5)
     if from_beginning:
         async with pool.acquire() as conn, conn.transaction():
             await set_position(conn, settings.relay_name, 0)
@@ -236,9 +237,15 @@ async def run(settings, from_beginning: bool = False) -> None:
         app, pool, settings.kafka_bootstrap_servers, settings.access_topic, settings.relay_name,
         batch_max=settings.relay_batch_max, publish_timeout_ms=settings.relay_publish_timeout_ms,
     )
+    # The audit chain is the log's other follower: here, beside the relay, it shares the
+    # process's recorder and pool and never touches the request path (audit_chain.py).
+    chain = AuditChain(app.recorder, pool, settings.kafka_bootstrap_servers, settings.audit_topic,
+                       head_seconds=settings.audit_head_seconds)
     heartbeat = asyncio.create_task(run_heartbeat(pool, "relay"))
     try:
-        await relay.run()
+        async with asyncio.TaskGroup() as followers:  # either failing ends both, and the process
+            followers.create_task(relay.run())
+            followers.create_task(chain.run())
     finally:
         heartbeat.cancel()
         await asyncio.gather(heartbeat, return_exceptions=True)
