@@ -39,9 +39,11 @@ def _settings(cls):
 
 def _logging(settings, process: str) -> None:
     from services.common.logging import configure_logging
-    from services.common.metrics import serve_if_configured, serve_only
+    from services.common.metrics import OWNERS, serve_if_configured, serve_only
 
     configure_logging(settings.log_level, settings.log_format, process)
+    if process not in OWNERS:
+        return  # a one-off command (migrate, replay, audit): no metrics to serve, none to drop
     serve_only(process)
     if process != "api":  # the API serves /metrics itself
         serve_if_configured(settings.metrics_port)
