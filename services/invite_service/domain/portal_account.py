@@ -7,6 +7,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from contracts import account_actions
+
 from services.invite_service.domain import ids
 from services.invite_service.domain.errors import InvalidState
 
@@ -56,8 +58,5 @@ class PortalAccount(Aggregate):
 
     @property
     def allowed_actions(self) -> list[str]:
-        return {
-            PENDING: ["resend", "revoke"],
-            ACTIVE: ["disable", "password-reset"],
-            DISABLED: ["reenable", "reactivate"],
-        }[self.status]
+        # One table for both sides (the read side shows it): contracts/account_actions.py.
+        return account_actions.allowed_actions(self.status)
