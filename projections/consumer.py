@@ -23,7 +23,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
 from projections import deliveries, status_list
-from projections.projector import Projector, ProjectorStats
+from projections.projector import EventSource, Projector, ProjectorStats
 from services.common.dead_letters import dead_letter_middleware
 from services.common.event_routing import subscribe_by_type
 from services.common.kafka import broker_logger
@@ -34,6 +34,7 @@ def create_projector(
     settings: ProjectorSettings,
     pool: asyncpg.Pool | None,
     stats: ProjectorStats | None = None,
+    event_source: EventSource | None = None,
 ) -> list[KafkaBroker]:
     """The composition root: one broker per consumer group, each writing through `pool`.
 
@@ -43,7 +44,7 @@ def create_projector(
     after the other, and aiokafka's start waits for the group's first assignment, which
     Tansu holds ~5 s (10 s for the projector to start instead of 5).
     """
-    projector = Projector(pool, stats)
+    projector = Projector(pool, stats, event_source)
     subscriber_options = dict(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,

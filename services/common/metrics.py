@@ -30,6 +30,15 @@ CONSUMER_REWINDS = Counter(
 )
 DELIVERIES = Counter("porchlight_deliveries_total", "Notifier deliveries by channel and status", ["channel", "status"])
 PROJECTED = Counter("porchlight_projected_total", "Projector events by result", ["result"])
+PROJECTION_LAG = Gauge(
+    "porchlight_projection_lag_events",
+    "Event-store positions between the log's head and the highest one the projection applied",
+    ["projection"],
+)
+PROJECTOR_GAPS = Counter(
+    "porchlight_projector_gaps_repaired_total",
+    "Times an aggregate's version jumped (a lost message) and the projector applied the missing events from the store",
+)
 DEAD_LETTERS = Counter(
     "porchlight_dead_letters_total", "Messages a consumer moved to the dead-letter topic", ["consumer", "category"]
 )
@@ -43,7 +52,7 @@ OWNERS: dict[str, tuple] = {
     "api": (INVITES, CLAIMS, COMMIT_BATCH),
     "relay": (RELAY_PUBLISHED, RELAY_RETRIES, RELAY_POSITION),
     "notifier": (DELIVERIES,),
-    "projector": (PROJECTED,),
+    "projector": (PROJECTED, PROJECTION_LAG, PROJECTOR_GAPS),
 }
 
 
