@@ -168,14 +168,16 @@ async def list_accounts(
 
 async def count_by_status(pool: asyncpg.Pool, workspace: str) -> dict[str, int]:
     """How many accounts are in each state, and how many pending ones have a lapsed link."""
+    # Two scans that each stay in an index (schema.sql): per state, and pending by expiry.
     rows = await pool.fetch(
-        f"SELECT status, count(*) AS n, count(*) FILTER (WHERE {LINK_EXPIRED}) AS expired "
-        "FROM account_status WHERE workspace = $1 GROUP BY status",
-        workspace,
+        "SELECT status, count(*) AS n FROM account_status WHERE workspace = $1 GROUP BY status", workspace
+    )
+    expired = await pool.fetchval(
+        f"SELECT count(*) FROM account_status WHERE workspace = $1 AND {LINK_EXPIRED}", workspace
     )
     counts = {status: 0 for status in ("not_invited", "pending", "active", "disabled")}
     counts.update({r["status"]: r["n"] for r in rows})
-    return {**counts, "link_expired": sum(r["expired"] for r in rows), "total": sum(r["n"] for r in rows)}
+    return {**counts, "link_expired": expired, "total": sum(r["n"] for r in rows)}
 
 
 ACTIVE_COLUMNS = (

@@ -71,6 +71,14 @@ CREATE INDEX IF NOT EXISTS account_status_ws_name
     ON account_status (workspace, (lower(COALESCE(name, email, '')) COLLATE "C"), account_id);
 CREATE INDEX IF NOT EXISTS account_status_ws_sign_in
     ON account_status (workspace, COALESCE(last_sign_in_at, '-infinity'::timestamptz), account_id);
+-- The same within one state (the common "active, by name" and "pending, by invite" views).
+CREATE INDEX IF NOT EXISTS account_status_ws_status_name
+    ON account_status (workspace, status, (lower(COALESCE(name, email, '')) COLLATE "C"), account_id);
+CREATE INDEX IF NOT EXISTS account_status_ws_status_sign_in
+    ON account_status (workspace, status, COALESCE(last_sign_in_at, '-infinity'::timestamptz), account_id);
+-- Pending accounts by link expiry: `link_expired` and its count, without visiting the rest.
+CREATE INDEX IF NOT EXISTS account_status_ws_pending_expiry
+    ON account_status (workspace, expires_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS account_status_ws_email
     ON account_status (workspace, lower(email));
 -- `resources @> '[{"type": ..., "id": ...}]'` for "who can see trip X".
