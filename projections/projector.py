@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import asyncpg
@@ -66,7 +66,7 @@ class Projector:
         self.stats = stats if stats is not None else ProjectorStats()
         self.event_source = event_source  # None: gaps are not looked for (tests of single handlers)
         # Set inside `batch()`: handlers then apply on this connection, in its one transaction.
-        self._batch: ContextVar[asyncpg.Connection | None] = ContextVar("projector_batch", default=None)
+        self._batch: ContextVar[_Batch | None] = ContextVar("projector_batch", default=None)
 
     @asynccontextmanager
     async def applying(
@@ -92,10 +92,10 @@ class Projector:
         if batch is not None:
             # A gap or any failure aborts the whole batch, which is then applied one by one.
             applied = await record_applied(
-                batch, projection, key, version, event_id, position, check_previous=check, track_position=False
+                batch.conn, projection, key, version, event_id, position, check_previous=check, track_position=False
             )
-            yield batch if applied else None
-            self._counted(applied, projection, key, version)
+            yield batch.conn if applied else None
+            batch.results.append((applied, projection, key, version))  # counted once it commits
             return
         try:
             while True:
@@ -128,14 +128,24 @@ class Projector:
         """One transaction for many messages: every `applying` inside uses it, and the
         projection's highest position is raised once, at the end, before the commit."""
         assert self.pool is not None, "run() builds the projector with its pool"
+        batch = None
         async with self.pool.acquire() as conn, conn.transaction():
-            token = self._batch.set(conn)
+            batch = _Batch(conn)
+            token = self._batch.set(batch)
             try:
                 yield conn
             finally:
                 self._batch.reset(token)
             if positions:
                 await record_position(conn, projection, max(positions))
+        for result in batch.results:
+            self._counted(*result)
+
+
+@dataclass
+class _Batch:
+    conn: asyncpg.Connection
+    results: list[tuple[bool, str, uuid.UUID, int]] = field(default_factory=list)
 
 
 # How a handler asks for it: `projector: ProjectorContext` (set on each broker by create_projector).

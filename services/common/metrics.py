@@ -35,6 +35,10 @@ PROJECTION_LAG = Gauge(
     "Event-store positions between the log's head and the highest one the projection applied",
     ["projection"],
 )
+PROJECTOR_BATCH_FALLBACKS = Counter(
+    "porchlight_projector_batch_fallbacks_total",
+    "Batches the projector rolled back and applied again one message at a time (a poison message, a gap, an outage)",
+)
 PROJECTOR_GAPS = Counter(
     "porchlight_projector_gaps_repaired_total",
     "Times an aggregate's version jumped (a lost message) and the projector applied the missing events from the store",
@@ -52,7 +56,7 @@ OWNERS: dict[str, tuple] = {
     "api": (INVITES, CLAIMS, COMMIT_BATCH),
     "relay": (RELAY_PUBLISHED, RELAY_RETRIES, RELAY_POSITION),
     "notifier": (DELIVERIES,),
-    "projector": (PROJECTED, PROJECTION_LAG, PROJECTOR_GAPS),
+    "projector": (PROJECTED, PROJECTION_LAG, PROJECTOR_GAPS, PROJECTOR_BATCH_FALLBACKS),
 }
 
 
