@@ -7,7 +7,8 @@ first records the message as applied.
         await conn.execute(...)  # the read-model update, in the same transaction
 
 The update and the applied-record commit together, so a crash between them cannot leave
-one without the other, and a redelivered message changes nothing.
+one without the other, and a redelivered message changes nothing. Inside
+`projector.batch(...)` (batches.py) the same handlers share one transaction instead.
 """
 
 from __future__ import annotations
@@ -128,7 +129,6 @@ class Projector:
         """One transaction for many messages: every `applying` inside uses it, and the
         projection's highest position is raised once, at the end, before the commit."""
         assert self.pool is not None, "run() builds the projector with its pool"
-        batch = None
         async with self.pool.acquire() as conn, conn.transaction():
             batch = _Batch(conn)
             token = self._batch.set(batch)

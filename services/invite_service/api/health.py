@@ -35,11 +35,14 @@ async def readyz(pool: ReadPool, broker: Broker, settings: Settings) -> JSONResp
         checks["postgres"] = "ok"
         live = await live_processes(pool)
         broker_reset = await reset_check(pool, settings.access_topic)
-        lag = f"{await pool.fetchval(_PROJECTION_LAG)} events behind the event store"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["postgres"] = f"unreachable: {exc.__class__.__name__}"
         live = set()
-        broker_reset = lag = "unknown"
+        broker_reset = "unknown"
+    try:
+        lag = f"{await pool.fetchval(_PROJECTION_LAG)} events behind the event store"
+    except Exception as exc:  # noqa: BLE001 - informational: never what makes the API unready
+        lag = f"unknown: {exc.__class__.__name__}"
     checks["broker"] = "ok" if await broker.reachable() else "unreachable"
     for process in BACKGROUND_PROCESSES:
         checks[process] = "ok" if process in live else "not running"
