@@ -125,10 +125,11 @@ def projector() -> None:
     """Build the read models ops query."""
     from projections.main import run
     from services.common.settings import ProjectorSettings
+    from services.invite_service.stored_envelopes import event_store_reader
 
     settings = _settings(ProjectorSettings)
     _logging(settings, "projector")
-    _run_until_signal(lambda: run(settings))
+    _run_until_signal(lambda: run(settings, event_store_reader))
 
 
 @app.command()

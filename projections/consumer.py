@@ -1,8 +1,9 @@
 """The projector's subscribers: access events and delivery outcomes into the read models.
 
-The access topic has one subscriber with a typed handler per event type the status list
-shows (status_list.py), routed by the `type` header (services/common/event_routing.py);
-every other type is only recorded as applied. The deliveries topic has one typed handler
+The access topic has one subscriber that applies each fetched batch in one transaction
+(batches.py), giving each event to the typed handler of its type (status_list.py); every
+other type is only recorded as applied. With PROJECTOR_BATCH_MAX=1 it is instead one
+typed handler per event type, routed by the `type` header (services/common/event_routing.py). The deliveries topic has one typed handler
 (deliveries.py).
 
 Ack after processing (NACK_ON_ERROR): the offset is committed only once the read model
@@ -22,8 +23,8 @@ import asyncpg
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
-from projections import deliveries, status_list
-from projections.projector import Projector, ProjectorStats
+from projections import batches, deliveries, status_list
+from projections.projector import EventSource, Projector, ProjectorStats
 from services.common.dead_letters import dead_letter_middleware
 from services.common.event_routing import subscribe_by_type
 from services.common.kafka import broker_logger
@@ -34,6 +35,7 @@ def create_projector(
     settings: ProjectorSettings,
     pool: asyncpg.Pool | None,
     stats: ProjectorStats | None = None,
+    event_source: EventSource | None = None,
 ) -> list[KafkaBroker]:
     """The composition root: one broker per consumer group, each writing through `pool`.
 
@@ -43,7 +45,7 @@ def create_projector(
     after the other, and aiokafka's start waits for the group's first assignment, which
     Tansu holds ~5 s (10 s for the projector to start instead of 5).
     """
-    projector = Projector(pool, stats)
+    projector = Projector(pool, stats, event_source)
     subscriber_options = dict(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -51,14 +53,30 @@ def create_projector(
     )
 
     access = _broker(settings, projector, "Projects access events into the staff status list.")
-    access_events = access.subscriber(
-        settings.access_topic,
-        group_id=settings.projector_group_id,
-        title="projector.access",
-        description="Access events: a typed handler per type the status list shows; the rest only recorded",
-        **subscriber_options,
-    )
-    subscribe_by_type(access_events, status_list.HANDLERS, otherwise=status_list.on_other_event)
+    if settings.projector_batch_max > 1:
+        access.subscriber(
+            settings.access_topic,
+            group_id=settings.projector_group_id,
+            title="projector.access",
+            description="Access events, a fetched batch per transaction. Each record is an access event envelope "
+            "as the relay publishes it (relay-access-events), parsed here one by one and given to the status "
+            "list's typed handler of its type; other types are only recorded",
+            batch=True,
+            max_records=settings.projector_batch_max,
+            batch_timeout_ms=settings.kafka_fetch_max_wait_ms,
+            parser=batches.parse_batch,
+            decoder=batches.raw_bodies,
+            **subscriber_options,
+        )(batches.on_access_batch)
+    else:
+        access_events = access.subscriber(
+            settings.access_topic,
+            group_id=settings.projector_group_id,
+            title="projector.access",
+            description="Access events: a typed handler per type the status list shows; the rest only recorded",
+            **subscriber_options,
+        )
+        subscribe_by_type(access_events, status_list.HANDLERS, otherwise=status_list.on_other_event)
 
     outcomes = _broker(settings, projector, "Projects delivery outcomes onto the accounts they concern.")
     outcomes.subscriber(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+
+import asyncpg
 
 from projections.consumer import create_projector
-from projections.projector import ProjectorStats
+from projections.positions import report_lag
+from projections.projector import EventSource, ProjectorStats
 from services.common.consumer_errors import DATABASE
 from services.common.database import create_pool, describe
 from services.common.dead_letters import configure, stop_consuming
@@ -19,6 +23,8 @@ log = logging.getLogger(__name__)
 
 SUMMARY_INTERVAL_SECONDS = 60.0
 
+EventStoreReader = Callable[[str, asyncpg.Pool], EventSource]
+
 
 async def _log_summaries(stats: ProjectorStats) -> None:
     last = (0, 0, 0)
@@ -30,12 +36,20 @@ async def _log_summaries(stats: ProjectorStats) -> None:
             last = now
 
 
-async def run(settings: ProjectorSettings) -> None:
-    """Project until cancelled, then stop consuming before the pool closes."""
+async def run(settings: ProjectorSettings, event_store_reader: EventStoreReader | None = None) -> None:
+    """Project until cancelled, then stop consuming before the pool closes.
+
+    `event_store_reader(database_url, pool)` builds what reads lost events back from the
+    event store (the composition root passes it: the read side never imports the write
+    side); without it, an aggregate's version jump is applied as it comes.
+    """
     pool = await create_pool(settings.database_url)
     stats = ProjectorStats()
     try:
-        brokers = create_projector(settings, pool, stats)
+        event_source = None
+        if event_store_reader is not None:
+            event_source = await asyncio.to_thread(event_store_reader, settings.database_url, pool)
+        brokers = create_projector(settings, pool, stats, event_source)
         for broker in brokers:
             configure(broker, settings=settings, probes={DATABASE: database_probe(pool)})
         try:
@@ -51,6 +65,7 @@ async def run(settings: ProjectorSettings) -> None:
                 tasks.create_task(run_heartbeat(pool, "projector"))
                 tasks.create_task(_log_summaries(stats))
                 tasks.create_task(watch_broker_resets(pool, brokers, "projector"))
+                tasks.create_task(report_lag(pool))
         finally:
             # Ends any retry backoff at once, then waits for an in-flight handler, which still needs the pool.
             await stop_consuming(*brokers)

@@ -7,23 +7,27 @@ first records the message as applied.
         await conn.execute(...)  # the read-model update, in the same transaction
 
 The update and the applied-record commit together, so a crash between them cannot leave
-one without the other, and a redelivered message changes nothing.
+one without the other, and a redelivered message changes nothing. Inside
+`projector.batch(...)` (batches.py) the same handlers share one transaction instead.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import asyncpg
 from faststream import Context
 
-from projections.applied import record_applied
-from services.common.metrics import PROJECTED
+from contracts.access import AccessEventV1
+from projections.applied import GapFound, record_applied
+from projections.positions import record_position
+from services.common.metrics import PROJECTOR_GAPS, PROJECTED
 
 log = logging.getLogger("projections.consumer")
 
@@ -46,29 +50,102 @@ class ProjectorStats:
             self.duplicates += 1
 
 
+# Given an access event and the versions of its aggregate that never arrived, those events
+# read back from the event store (as the relay would have published them). The read side
+# cannot build them itself (it never imports the write side), so the composition root gives it.
+EventSource = Callable[[AccessEventV1, list[int]], Awaitable[list[AccessEventV1]]]
+
+
 class Projector:
-    def __init__(self, pool: asyncpg.Pool | None, stats: ProjectorStats | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool | None,
+        stats: ProjectorStats | None = None,
+        event_source: EventSource | None = None,
+    ) -> None:
         self.pool = pool  # None only where nothing is consumed (building the AsyncAPI document)
         self.stats = stats if stats is not None else ProjectorStats()
+        self.event_source = event_source  # None: gaps are not looked for (tests of single handlers)
+        # Set inside `batch()`: handlers then apply on this connection, in its one transaction.
+        self._batch: ContextVar[_Batch | None] = ContextVar("projector_batch", default=None)
 
     @asynccontextmanager
     async def applying(
-        self, projection: str, key: uuid.UUID, version: int, event_id: uuid.UUID | None
+        self,
+        projection: str,
+        key: uuid.UUID,
+        version: int,
+        event_id: uuid.UUID | None,
+        *,
+        position: int | None = None,
+        fill_gap: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[asyncpg.Connection | None]:
         """A transaction that has claimed (projection, key, version): its connection, or None
-        if that was applied before."""
+        if that was applied before.
+
+        With `fill_gap`, a version whose predecessor was never applied is not applied yet:
+        the claim rolls back, `fill_gap` applies the missing events, and the claim is made again.
+        Inside `batch()` the batch's connection and transaction are used instead of new ones.
+        """
         assert self.pool is not None, "run() builds the projector with its pool"
+        check = fill_gap is not None and version > 1
+        batch = self._batch.get()
+        if batch is not None:
+            # A gap or any failure aborts the whole batch, which is then applied one by one.
+            applied = await record_applied(
+                batch.conn, projection, key, version, event_id, position, check_previous=check, track_position=False
+            )
+            yield batch.conn if applied else None
+            batch.results.append((applied, projection, key, version))  # counted once it commits
+            return
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                applied = await record_applied(conn, projection, key, version, event_id)
-                yield conn if applied else None
+            while True:
+                try:
+                    async with self.pool.acquire() as conn, conn.transaction():
+                        applied = await record_applied(
+                            conn, projection, key, version, event_id, position, check_previous=check
+                        )
+                        yield conn if applied else None
+                    break
+                except GapFound as gap:
+                    assert fill_gap is not None
+                    log.warning("%s; repairing from the event store", gap)
+                    PROJECTOR_GAPS.inc()
+                    await fill_gap()
+                    check = False  # filled (fill_gap raises if it could not): apply now
         except _TRANSIENT as exc:
             self.stats.failures += 1
             log.warning("projecting %s %s v%d failed, will retry: %s", projection, key, version, exc)
             raise
+        self._counted(applied, projection, key, version)
+
+    def _counted(self, applied: bool, projection: str, key: uuid.UUID, version: int) -> None:
         self.stats.count(applied)
         PROJECTED.labels("applied" if applied else "duplicate").inc()
         log.debug("%s %s %s v%d", "applied" if applied else "already applied", projection, key, version)
+
+    @asynccontextmanager
+    async def batch(self, projection: str, positions: list[int]) -> AsyncIterator[asyncpg.Connection]:
+        """One transaction for many messages: every `applying` inside uses it, and the
+        projection's highest position is raised once, at the end, before the commit."""
+        assert self.pool is not None, "run() builds the projector with its pool"
+        async with self.pool.acquire() as conn, conn.transaction():
+            batch = _Batch(conn)
+            token = self._batch.set(batch)
+            try:
+                yield conn
+            finally:
+                self._batch.reset(token)
+            if positions:
+                await record_position(conn, projection, max(positions))
+        for result in batch.results:
+            self._counted(*result)
+
+
+@dataclass
+class _Batch:
+    conn: asyncpg.Connection
+    results: list[tuple[bool, str, uuid.UUID, int]] = field(default_factory=list)
 
 
 # How a handler asks for it: `projector: ProjectorContext` (set on each broker by create_projector).

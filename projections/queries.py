@@ -1,7 +1,9 @@
-"""Reads of the status list: filters, keyset pagination, one account with its deliveries.
+"""Reads of the status list: filters, sorts, keyset pagination, counts, one account.
 
-Pagination is by keyset on (invited_at, account_id), newest first, so a page never
-repeats or skips rows when accounts are added while someone is paging.
+Pagination is by keyset on (sort key, account_id): a page starts strictly after the last
+row of the previous one, so it never repeats or skips rows when accounts are added while
+someone is paging. Each sort key is an expression with an index of its own (schema.sql);
+the expressions here and there must stay identical, or the planner stops using them.
 """
 
 from __future__ import annotations
@@ -10,27 +12,39 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
-# The actions staff may take on an account in each state (mirrors PortalAccount.allowed_actions).
-ACTIONS: dict[str, list[str]] = {
-    "not_invited": ["invite"],
-    "pending": ["resend", "revoke"],
-    "active": ["disable", "password-reset"],
-    "disabled": ["reenable", "reactivate"],
-}
+from contracts.account_actions import allowed_actions
 
-_COLUMNS = """account_id, workspace, email, name, role, company, phone, contact_id, resources, status,
+Sort = Literal["invited_at", "name", "last_sign_in_at"]
+Order = Literal["asc", "desc"]
+
+# Sort name → the indexed expression (schema.sql) and how its cursor value is (de)serialised.
+SORT_KEYS: dict[str, str] = {
+    "invited_at": "invited_at",
+    "name": "(lower(COALESCE(name, email, '')) COLLATE \"C\")",
+    "last_sign_in_at": "COALESCE(last_sign_in_at, '-infinity'::timestamptz)",
+}
+_TIME_SORTS = {"invited_at", "last_sign_in_at"}
+NEVER = "-infinity"
+
+# A pending account whose newest link has lapsed: ops look for "invited, never claimed".
+LINK_EXPIRED = "(status = 'pending' AND expires_at IS NOT NULL AND expires_at < now())"
+SEARCH_TEXT = "(COALESCE(name, '') || E'\\x1f' || COALESCE(email, '') || E'\\x1f' || COALESCE(company, ''))"
+
+_COLUMNS = f"""account_id, workspace, email, name, role, company, phone, contact_id, resources, status,
     invited_at, invited_by, last_invite_sent_at, expires_at, activated_at, disabled_at, disabled_by,
-    last_sign_in_at, sign_ins, last_delivery_status, updated_at"""
+    last_sign_in_at, sign_ins, last_delivery_status, last_delivery_at, updated_at,
+    {LINK_EXPIRED} AS link_expired"""
 
 
 class BadCursor(ValueError):
-    """The cursor was not one this API handed out."""
+    """The cursor was not one this API handed out (or was made for another sort)."""
 
 
 @dataclass(frozen=True)
@@ -40,21 +54,42 @@ class AccountFilter:
     q: str | None = None
     resource_type: str | None = None
     resource_id: str | None = None
+    link_expired: bool | None = None
 
 
-def encode_cursor(invited_at: datetime, account_id: uuid.UUID) -> str:
-    raw = json.dumps([invited_at.isoformat(), str(account_id)]).encode()
+@dataclass(frozen=True)
+class Ordering:
+    sort: Sort = "invited_at"
+    order: Order = "desc"
+
+
+def encode_cursor(ordering: Ordering, key: Any, account_id: uuid.UUID) -> str:
+    if isinstance(key, datetime):
+        # asyncpg reads -infinity (never signed in) as a naive datetime.min, and writes it back.
+        value = NEVER if key == datetime.min else key.isoformat()
+    else:
+        value = key
+    raw = json.dumps([ordering.sort, ordering.order, value, str(account_id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(cursor: str, ordering: Ordering) -> tuple[Any, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, account_id = json.loads(raw)
-        invited_at = datetime.fromisoformat(at)
-        if invited_at.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return invited_at, uuid.UUID(account_id)
+        sort, order, value, account_id = json.loads(raw)
+        if (sort, order) != (ordering.sort, ordering.order):
+            raise ValueError("cursor of another sort")
+        if ordering.sort in _TIME_SORTS and value == NEVER:
+            key = datetime.min
+        elif ordering.sort in _TIME_SORTS:
+            key = datetime.fromisoformat(value)
+            if key.tzinfo is None:
+                raise ValueError("naive timestamp")
+        elif isinstance(value, str):
+            key = value
+        else:
+            raise ValueError("not a name")
+        return key, uuid.UUID(account_id)
     except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as exc:
         raise BadCursor(str(exc)) from None
 
@@ -66,44 +101,101 @@ def _escape_like(text: str) -> str:
 def _as_view(row: asyncpg.Record) -> dict[str, Any]:
     view = dict(row)
     view["resources"] = json.loads(view["resources"]) if isinstance(view["resources"], str) else view["resources"]
-    view["actions"] = ACTIONS.get(view["status"], [])
+    view["actions"] = allowed_actions(view["status"])
     return view
 
 
-async def list_accounts(
-    pool: asyncpg.Pool, workspace: str, filters: AccountFilter, limit: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of a workspace's accounts, newest invite first, and the cursor of the next page."""
-    where = ["workspace = $1"]
-    args: list[Any] = [workspace]
+class _Where:
+    """WHERE clauses and their numbered arguments, built together."""
 
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
+    def __init__(self, workspace: str) -> None:
+        self.args: list[Any] = [workspace]
+        self.clauses = ["workspace = $1"]
 
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def sql(self) -> str:
+        return " AND ".join(self.clauses)
+
+
+def _filtered(workspace: str, filters: AccountFilter) -> _Where:
+    where = _Where(workspace)
     if filters.status:
-        where.append(f"status = {arg(filters.status)}")
+        where.clauses.append(f"status = {where.arg(filters.status)}")
     if filters.email:
-        where.append(f"lower(email) = lower({arg(filters.email)})")
+        where.clauses.append(f"lower(email) = lower({where.arg(filters.email)})")
     if filters.q:
-        pattern = arg(f"%{_escape_like(filters.q)}%")
-        where.append(f"(name ILIKE {pattern} OR email ILIKE {pattern} OR company ILIKE {pattern})")
+        where.clauses.append(f"{SEARCH_TEXT} ILIKE {where.arg(f'%{_escape_like(filters.q)}%')}")
     if filters.resource_type and filters.resource_id:
         wanted = [{"type": filters.resource_type, "id": filters.resource_id}]
-        where.append(f"resources @> {arg(json.dumps(wanted))}::jsonb")
+        where.clauses.append(f"resources @> {where.arg(json.dumps(wanted))}::jsonb")
+    if filters.link_expired is not None:
+        where.clauses.append(LINK_EXPIRED if filters.link_expired else f"NOT {LINK_EXPIRED}")
+    return where
+
+
+async def list_accounts(
+    pool: asyncpg.Pool,
+    workspace: str,
+    filters: AccountFilter,
+    limit: int,
+    cursor: str | None,
+    ordering: Ordering = Ordering(),
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a workspace's accounts in `ordering`, and the cursor of the next page."""
+    where = _filtered(workspace, filters)
+    key = SORT_KEYS[ordering.sort]
+    direction, after = ("DESC", "<") if ordering.order == "desc" else ("ASC", ">")
     if cursor:
-        after_at, after_id = decode_cursor(cursor)
-        where.append(f"(invited_at, account_id) < ({arg(after_at)}, {arg(after_id)})")
+        after_key, after_id = decode_cursor(cursor, ordering)
+        where.clauses.append(f"({key}, account_id) {after} ({where.arg(after_key)}, {where.arg(after_id)})")
 
     # One row more than asked tells whether there is a next page without a count query.
     rows = await pool.fetch(
-        f"SELECT {_COLUMNS} FROM account_status WHERE {' AND '.join(where)} "
-        f"ORDER BY invited_at DESC, account_id DESC LIMIT {arg(limit + 1)}",
-        *args,
+        f"SELECT {_COLUMNS}, {key} AS sort_key FROM account_status WHERE {where.sql()} "
+        f"ORDER BY {key} {direction}, account_id {direction} LIMIT {where.arg(limit + 1)}",
+        *where.args,
     )
     page = [_as_view(r) for r in rows[:limit]]
-    next_cursor = encode_cursor(page[-1]["invited_at"], page[-1]["account_id"]) if len(rows) > limit else None
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(ordering, last["sort_key"], last["account_id"])
     return page, next_cursor
+
+
+async def count_by_status(pool: asyncpg.Pool, workspace: str) -> dict[str, int]:
+    """How many accounts are in each state, and how many pending ones have a lapsed link."""
+    # Two scans that each stay in an index (schema.sql): per state, and pending by expiry.
+    rows = await pool.fetch(
+        "SELECT status, count(*) AS n FROM account_status WHERE workspace = $1 GROUP BY status", workspace
+    )
+    expired = await pool.fetchval(
+        f"SELECT count(*) FROM account_status WHERE workspace = $1 AND {LINK_EXPIRED}", workspace
+    )
+    counts = {status: 0 for status in ("not_invited", "pending", "active", "disabled")}
+    counts.update({r["status"]: r["n"] for r in rows})
+    return {**counts, "link_expired": expired, "total": sum(r["n"] for r in rows)}
+
+
+ACTIVE_COLUMNS = (
+    "account_id", "email", "name", "role", "company", "resources", "activated_at", "last_sign_in_at", "sign_ins",
+)
+
+
+async def active_accounts(pool: asyncpg.Pool, workspace: str, chunk: int = 1000) -> AsyncIterator[asyncpg.Record]:
+    """Every active account of the workspace, by name, read in chunks (a server-side cursor),
+    so an export of any size holds one chunk in memory."""
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        async for row in conn.cursor(
+            f"SELECT {', '.join(ACTIVE_COLUMNS)} FROM account_status WHERE workspace = $1 AND status = 'active' "
+            f"ORDER BY {SORT_KEYS['name']}, account_id",
+            workspace,
+            prefetch=chunk,
+        ):
+            yield row
 
 
 async def get_account(pool: asyncpg.Pool, workspace: str, account_id: uuid.UUID) -> dict[str, Any] | None:

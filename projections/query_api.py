@@ -1,21 +1,31 @@
-"""The staff read API over the projections: the status list and one account.
+"""The staff read API over the projections: the status list, its counts, the active
+accounts as CSV, and one account.
 
 Mounted beside the write side's routers by the API process's composition root
 (deploy/api_app.py), which provides what services/common/deps.py needs and installs the
-Problem handler. Any staff role may read.
+Problem handler. Any staff role may read. Every read takes `min_position` (a position a
+command answered) and waits, briefly, until the projection has applied it.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 
-from projections import queries
-from projections.views import AccountDetail, AccountPage, AccountState
+from projections import positions, queries
+from projections.views import AccountCounts, AccountDetail, AccountPage, AccountState
 from services.common.deps import ReadPool, StaffReader
 from services.common.problems import Problem, problem_responses
+
+CATCH_UP_SECONDS = 2.0  # how long a read waits for its `min_position`
+RETRY_AFTER_SECONDS = 1
 
 router = APIRouter(
     prefix="/v1/workspaces/{ws}/accounts",
@@ -24,16 +34,95 @@ router = APIRouter(
         401: "Missing, malformed or expired staff token (`unauthorized`)",
         404: "A token for another workspace (`not_found`), or no such account (`account_not_found`)",
         422: "Bad query parameter (`validation_error`, `invalid_filter`) or cursor (`invalid_cursor`)",
+        503: "The projection has not applied `min_position` yet (`not_caught_up`, with Retry-After)",
     }),
 )
 
 
-@router.get("", response_model=AccountPage, summary="The status list")
+async def caught_up(
+    staff: StaffReader,  # first: a stranger gets 401 at once, not after the wait
+    pool: ReadPool,
+    min_position: Annotated[int | None, Query(
+        ge=1,
+        description="A `position` a command answered: the read waits (up to 2 s) until the projection has "
+        "applied it, so it shows your own write; 503 `not_caught_up` with Retry-After if it has not",
+    )] = None,
+) -> None:
+    if min_position is None:
+        return
+    if not await positions.wait_until_applied(pool, positions.STATUS_LIST, min_position, timeout=CATCH_UP_SECONDS):
+        raise Problem(
+            503, "not_caught_up", "Not caught up",
+            f"The list has not caught up with position {min_position} yet; try again shortly.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+
+CaughtUp = Depends(caught_up)
+
+
+# Registered before `/{account_id}`, so these paths are never taken for an account id.
+@router.get("/summary", response_model=AccountCounts, summary="Counts per status", dependencies=[CaughtUp])
+async def summary(ws: str, staff: StaffReader, pool: ReadPool) -> AccountCounts:
+    """How many accounts of the workspace are not invited, pending (and of those, with a
+    lapsed link), active and disabled."""
+    return AccountCounts.model_validate(await queries.count_by_status(pool, ws))
+
+
+@router.get(
+    "/active.csv",
+    summary="Active accounts as CSV",
+    dependencies=[CaughtUp],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "One row per active account, by name, "
+                     "with a header row: " + ", ".join(queries.ACTIVE_COLUMNS)}},
+)
+async def active_csv(ws: str, staff: StaffReader, pool: ReadPool) -> StreamingResponse:
+    """Who has an active portal account right now, as a CSV download, streamed (any size).
+
+    `resources` is `type:id` pairs joined by `;`.
+    """
+    return StreamingResponse(
+        _csv_rows(pool, ws),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{ws}-active-accounts.csv"'},
+    )
+
+
+async def _csv_rows(pool, ws: str) -> AsyncIterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(queries.ACTIVE_COLUMNS)
+    async for row in queries.active_accounts(pool, ws):
+        writer.writerow([_cell(column, row[column]) for column in queries.ACTIVE_COLUMNS])
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def _cell(column: str, value) -> str:
+    if value is None:
+        return ""
+    if column == "resources":
+        items = json.loads(value) if isinstance(value, str) else value
+        value = ";".join(f"{item['type']}:{item['id']}" for item in items)
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    # A spreadsheet runs a cell that starts like a formula: names and companies come from staff input.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+@router.get("", response_model=AccountPage, summary="The status list", dependencies=[CaughtUp])
 async def list_accounts(
     ws: str,
     staff: StaffReader,
     pool: ReadPool,
     status: Annotated[AccountState | None, Query(description="Only accounts in this state")] = None,
+    link_expired: Annotated[bool | None, Query(
+        description="`true`: only pending accounts whose newest link has lapsed (invited, never claimed); "
+        "`false`: all others"
+    )] = None,
     email: Annotated[str | None, Query(max_length=320, description="Exact email, case-insensitive")] = None,
     q: Annotated[
         str | None, Query(min_length=1, max_length=200, description="Part of the name, email or company")
@@ -47,25 +136,40 @@ async def list_accounts(
         max_length=200,
         description="The resource's id; needs resource_type too, alone it is refused with 422 `invalid_filter`",
     )] = None,
+    sort: Annotated[queries.Sort, Query(
+        description="`invited_at` (the first invite), `name` (case-insensitive; the email when there is no "
+        "name) or `last_sign_in_at` (never signed in counts as earliest)"
+    )] = "invited_at",
+    order: Annotated[queries.Order, Query(description="Direction of `sort`")] = "desc",
     limit: Annotated[int, Query(ge=1, le=200, description="Page size")] = 50,
-    cursor: Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page")] = None,
+    cursor: Annotated[str | None, Query(
+        max_length=512, description="`next_cursor` of the previous page, with the same `sort` and `order`"
+    )] = None,
 ) -> AccountPage:
-    """Accounts of the workspace, newest invite first, one page at a time."""
+    """Accounts of the workspace, one page at a time (newest invite first unless sorted otherwise).
+
+    Pages are by keyset on the sort key and the account id: accounts added while someone pages
+    never make a page repeat or skip a row.
+    """
     if (resource_type is None) != (resource_id is None):
         raise Problem(422, "invalid_filter", "Invalid filter", "Give resource_type and resource_id together.")
-    filters = queries.AccountFilter(status, email, q, resource_type, resource_id)
+    filters = queries.AccountFilter(status, email, q, resource_type, resource_id, link_expired)
     try:
-        items, next_cursor = await queries.list_accounts(pool, ws, filters, limit, cursor)
+        items, next_cursor = await queries.list_accounts(
+            pool, ws, filters, limit, cursor, queries.Ordering(sort, order)
+        )
     except queries.BadCursor:
         raise Problem(
-            422, "invalid_cursor", "Invalid cursor", "Pass back the next_cursor of a previous page unchanged."
+            422, "invalid_cursor", "Invalid cursor",
+            "Pass back the next_cursor of a previous page unchanged, with the same sort and order.",
         ) from None
     return AccountPage.model_validate({"items": items, "next_cursor": next_cursor})
 
 
-@router.get("/{account_id}", response_model=AccountDetail, summary="One account")
+@router.get("/{account_id}", response_model=AccountDetail, summary="One account", dependencies=[CaughtUp])
 async def get_account(ws: str, account_id: uuid.UUID, staff: StaffReader, pool: ReadPool) -> AccountDetail:
-    """An account's status, timestamps, deliveries and the actions allowed now."""
+    """An account's access tab: its state, the actions allowed now, timestamps, recent
+    sign-ins and delivery attempts."""
     account = await queries.get_account(pool, ws, account_id)
     if account is None:
         # Another workspace's account answers the same as a missing one: no existence leak.

@@ -14,6 +14,19 @@ CREATE TABLE IF NOT EXISTS projection_applied (
     applied_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (projection, aggregate_id, version)
 );
+-- The event-store position of an access event (null for delivery outcomes, which have
+-- none): a read with `min_position` waits until the event at that position is applied.
+ALTER TABLE projection_applied ADD COLUMN IF NOT EXISTS position bigint;
+CREATE INDEX IF NOT EXISTS projection_applied_position
+    ON projection_applied (projection, position) WHERE position IS NOT NULL;
+
+-- The highest event-store position each projection has applied, updated in the same
+-- transaction as the rows: the projection's lag is the event store's head minus this.
+CREATE TABLE IF NOT EXISTS projection_positions (
+    projection  text        PRIMARY KEY,
+    position    bigint      NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
 
 -- The staff status list: one row per portal account.
 CREATE TABLE IF NOT EXISTS account_status (
@@ -45,16 +58,39 @@ CREATE TABLE IF NOT EXISTS account_status (
     updated_at           timestamptz NOT NULL
 );
 
--- Newest first within a workspace, optionally by status: the list's keyset pagination.
+-- The list's keyset pagination: one index per sort key (invited_at, name, last sign-in),
+-- each ending in account_id, the tie-breaker; read backwards for the other direction.
+-- `name` sorts case-insensitively in code-point order (the same on every server, whatever its
+-- locale), a nameless contact by email; never signed in sorts as
+-- -infinity (last, newest first). queries.py uses these very expressions.
 CREATE INDEX IF NOT EXISTS account_status_ws_invited
     ON account_status (workspace, invited_at DESC, account_id DESC);
 CREATE INDEX IF NOT EXISTS account_status_ws_status_invited
     ON account_status (workspace, status, invited_at DESC, account_id DESC);
+CREATE INDEX IF NOT EXISTS account_status_ws_name
+    ON account_status (workspace, (lower(COALESCE(name, email, '')) COLLATE "C"), account_id);
+CREATE INDEX IF NOT EXISTS account_status_ws_sign_in
+    ON account_status (workspace, COALESCE(last_sign_in_at, '-infinity'::timestamptz), account_id);
+-- The same within one state (the common "active, by name" and "pending, by invite" views).
+CREATE INDEX IF NOT EXISTS account_status_ws_status_name
+    ON account_status (workspace, status, (lower(COALESCE(name, email, '')) COLLATE "C"), account_id);
+CREATE INDEX IF NOT EXISTS account_status_ws_status_sign_in
+    ON account_status (workspace, status, COALESCE(last_sign_in_at, '-infinity'::timestamptz), account_id);
+-- Pending accounts by link expiry: `link_expired` and its count, without visiting the rest.
+CREATE INDEX IF NOT EXISTS account_status_ws_pending_expiry
+    ON account_status (workspace, expires_at) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS account_status_ws_email
     ON account_status (workspace, lower(email));
 -- `resources @> '[{"type": ..., "id": ...}]'` for "who can see trip X".
 CREATE INDEX IF NOT EXISTS account_status_resources
     ON account_status USING gin (resources jsonb_path_ops);
+-- Free text (`q`): part of the name, email or company, through trigrams. The fields are
+-- joined by a unit separator, which no search text contains, so a match never spans two.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX IF NOT EXISTS account_status_search
+    ON account_status USING gin (
+        (COALESCE(name, '') || E'\x1f' || COALESCE(email, '') || E'\x1f' || COALESCE(company, '')) gin_trgm_ops
+    );
 
 -- Every delivery attempt the notifier reported, per account.
 CREATE TABLE IF NOT EXISTS account_deliveries (

@@ -25,7 +25,9 @@ from contracts.access import (
     InviteRevokedV1,
     InviteSentV1,
 )
+from projections.applied import applied_versions
 from projections.projector import Projector, ProjectorContext
+from services.common.event_routing import route
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,31 @@ PROJECTION = "status_list"
 
 
 def _applying(projector: Projector, msg: AccessEventV1):
-    return projector.applying(PROJECTION, msg.aggregate_id, msg.aggregate_version, msg.event_id)
+    # Every handler claims its event through here: with the event's log position (for
+    # read-your-writes and the lag) and, when the projector can read the event store, a
+    # repair of any versions of the aggregate that never arrived (a lost message).
+    fill_gap = (lambda: _fill_gap(projector, msg)) if projector.event_source is not None else None
+    return projector.applying(
+        PROJECTION, msg.aggregate_id, msg.aggregate_version, msg.event_id, position=msg.position, fill_gap=fill_gap
+    )
+
+
+class GapNotRepaired(RuntimeError):
+    """The event store does not have the versions a gap needs: never skip them silently."""
+
+
+async def _fill_gap(projector: Projector, msg: AccessEventV1) -> None:
+    """Apply, oldest first, the versions of `msg`'s aggregate before it that were never applied."""
+    assert projector.event_source is not None and projector.pool is not None
+    have = await applied_versions(projector.pool, PROJECTION, msg.aggregate_id, below=msg.aggregate_version)
+    missing = [v for v in range(1, msg.aggregate_version) if v not in have]
+    events = await projector.event_source(msg, missing)
+    lacking = set(missing) - {e.aggregate_version for e in events}
+    if lacking:
+        raise GapNotRepaired(f"{msg.aggregate_id}: versions {sorted(lacking)} are not in the event store")
+    handler_for = route(HANDLERS, otherwise=on_other_event)
+    for event in sorted(events, key=lambda e: e.aggregate_version):
+        await handler_for(event.type)(event, projector)
 
 
 def _actor_name(event: AccessEventV1) -> str:

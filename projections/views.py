@@ -37,9 +37,13 @@ class AccountSummary(BaseModel):
     disabled_by: str | None = Field(description="Staff id who disabled the account")
     last_sign_in_at: datetime | None
     sign_ins: int = Field(description="How many times the account has signed in")
+    link_expired: bool = Field(
+        False, description="Pending, and the newest invite's link has lapsed: invited, never claimed"
+    )
     last_delivery_status: Literal["sent", "failed", "suppressed"] | None = Field(
         None, description="Outcome of the most recent email or SMS"
     )
+    last_delivery_at: datetime | None = Field(None, description="When that outcome was reported")
     actions: list[str] = Field(
         description="What staff may do now, as `POST .../accounts/{id}/{action}`", examples=[["resend", "revoke"]]
     )
@@ -48,6 +52,17 @@ class AccountSummary(BaseModel):
 class AccountPage(BaseModel):
     items: list[AccountSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class AccountCounts(BaseModel):
+    """How many accounts of the workspace are in each state."""
+
+    not_invited: int
+    pending: int
+    active: int
+    disabled: int
+    link_expired: int = Field(description="Of the pending ones, how many have a lapsed link")
+    total: int
 
 
 class Delivery(BaseModel):
@@ -67,7 +82,8 @@ class SignIn(BaseModel):
 
 
 class AccountDetail(AccountSummary):
-    """One account: the list row plus its deliveries and recent sign-ins."""
+    """One account's access tab: the list row (with the `actions` allowed now) plus its
+    delivery attempts and recent sign-ins."""
 
     deliveries: list[Delivery] = Field(description="Delivery attempts, newest first")
     recent_sign_ins: list[SignIn] = Field(description="Most recent sign-ins, newest first")

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 Probe = Callable[[], Awaitable[bool]]  # True when the dependency answers
 _GUARD = "consumer_guard"  # key of the ConsumerGuard in the broker's context
+RECORD_FAILURES = "record_failures"  # key of the RecordFailures in the broker's context
 MAX_TRACKED = 10_000  # messages whose tries are remembered; the oldest is forgotten first
 POLL_SECONDS = 0.25  # how soon a backoff notices a subscriber stopped without stop_consuming
 
@@ -135,24 +136,48 @@ def dead_letter_middleware(
     """
     guard = ConsumerGuard(RetryPolicy.from_settings(settings) if settings else RetryPolicy(), dict(probes or {}))
     broker.context.set_global(_GUARD, guard)
+    failures = RecordFailures(broker, dlq_topic, consumer, guard)
+    broker.context.set_global(RECORD_FAILURES, failures)
 
     class DeadLetters(BaseMiddleware):
         # In __aexit__ rather than consume_scope: it also sees what fails before the handler
         # runs (a header that is not UTF-8 fails in FastStream's parser).
         async def after_processed(self, exc_type=None, exc_val=None, exc_tb=None) -> bool | None:
             record = self.msg
-            if isinstance(record, tuple):  # a batch: not ours to split up
+            if isinstance(record, tuple):  # a batch: its handler settles each record (RecordFailures)
                 return False
-            key = (record.topic, record.partition, record.offset)
             if exc_val is None:
-                guard.forget(key)
+                guard.forget(_key(record))
                 return False
             if not isinstance(exc_val, Exception) or isinstance(exc_val, HandlerException):
                 return False  # cancelled, or the handler chose ack/nack/reject itself
             subscriber = self.context.get_local("handler_")
-            return await _handle_failure(record, key, exc_val, lambda: getattr(subscriber, "running", True))
+            await failures.settle(record, exc_val, lambda: getattr(subscriber, "running", True))
+            return True  # acknowledged: it is on the dead-letter topic now
 
-    async def _handle_failure(record, key: tuple, exc: Exception, consuming: Callable[[], bool]) -> bool:
+    return DeadLetters
+
+
+def _key(record) -> tuple:
+    return (record.topic, record.partition, record.offset)
+
+
+class RecordFailures:
+    """The policy for one failed record: park it on the dead-letter topic, or back off and nack.
+
+    The middleware applies it to every single-message subscriber. A batch subscriber's
+    handler gets it from the context (`RECORD_FAILURES`) and applies it to the one record of
+    its batch that failed: `settle` returns once that record is parked (go on with the next),
+    or raises NackMessage after the backoff (the whole batch comes again; what was applied
+    before it is skipped as already applied).
+    """
+
+    def __init__(self, broker: KafkaBroker, dlq_topic: str, consumer: str, guard: ConsumerGuard) -> None:
+        self.broker, self.dlq_topic, self.consumer, self.guard = broker, dlq_topic, consumer, guard
+
+    async def settle(self, record, exc: Exception, consuming: Callable[[], bool]) -> None:
+        guard, consumer, key = self.guard, self.consumer, _key(record)
+
         def stopping() -> bool:
             return guard.stopping.is_set() or not consuming()
 
@@ -162,12 +187,12 @@ def dead_letter_middleware(
             tries.counted += 1
         if not verdict.retried or tries.counted >= guard.policy.attempts:
             try:
-                await _publish_dead_letter(record, verdict, exc, tries.total)
+                await self._publish_dead_letter(record, verdict, exc, tries.total)
             except Exception as publish_failed:  # noqa: BLE001 - parked nowhere yet: retry the message
                 exc, verdict = publish_failed, classify(publish_failed)
             else:
                 guard.forget(key)
-                return True  # acknowledged: it is on the dead-letter topic now
+                return
         delay = guard.policy.backoff(tries.total)
         CONSUMER_RETRIES.labels(consumer, verdict.category).inc()
         log.warning(
@@ -183,13 +208,14 @@ def dead_letter_middleware(
             )
         raise NackMessage() from exc
 
-    async def _publish_dead_letter(record, verdict: Verdict, exc: Exception, attempts: int) -> None:
+    async def _publish_dead_letter(self, record, verdict: Verdict, exc: Exception, attempts: int) -> None:
+        consumer = self.consumer
         why = reason(exc)
         if verdict.retried:
             why = f"{why[:1950]} (gave up after {attempts} attempts)"
-        await broker.publish(
+        await self.broker.publish(
             record.value,
-            topic=dlq_topic,
+            topic=self.dlq_topic,
             key=record.key,
             headers={
                 dlq.CONSUMER: consumer,
@@ -204,11 +230,9 @@ def dead_letter_middleware(
         DEAD_LETTERS.labels(consumer, verdict.category).inc()
         log.error(
             "%s: dead-lettered %s[%d]@%d to %s (%s, %d attempts): %s",
-            consumer, record.topic, record.partition, record.offset, dlq_topic, verdict.category,
+            consumer, record.topic, record.partition, record.offset, self.dlq_topic, verdict.category,
             attempts, log_summary(exc),
         )
-
-    return DeadLetters
 
 
 def configure(

@@ -35,6 +35,19 @@ DELIVERY_REPEATS = Counter(
     ["channel"],
 )
 PROJECTED = Counter("porchlight_projected_total", "Projector events by result", ["result"])
+PROJECTION_LAG = Gauge(
+    "porchlight_projection_lag_events",
+    "Event-store positions between the log's head and the highest one the projection applied",
+    ["projection"],
+)
+PROJECTOR_BATCH_FALLBACKS = Counter(
+    "porchlight_projector_batch_fallbacks_total",
+    "Batches the projector rolled back and applied again one message at a time (a poison message, a gap, an outage)",
+)
+PROJECTOR_GAPS = Counter(
+    "porchlight_projector_gaps_repaired_total",
+    "Times an aggregate's version jumped (a lost message) and the projector applied the missing events from the store",
+)
 DEAD_LETTERS = Counter(
     "porchlight_dead_letters_total", "Messages a consumer moved to the dead-letter topic", ["consumer", "category"]
 )
@@ -48,7 +61,8 @@ OWNERS: dict[str, tuple] = {
     "api": (INVITES, CLAIMS, COMMIT_BATCH),
     "relay": (RELAY_PUBLISHED, RELAY_RETRIES, RELAY_POSITION, BROKER_RESETS),
     "notifier": (DELIVERIES, DELIVERY_REPEATS, DEAD_LETTERS, CONSUMER_RETRIES, CONSUMER_REWINDS),
-    "projector": (PROJECTED, DEAD_LETTERS, CONSUMER_RETRIES, CONSUMER_REWINDS),
+    "projector": (PROJECTED, PROJECTION_LAG, PROJECTOR_GAPS, PROJECTOR_BATCH_FALLBACKS,
+                  DEAD_LETTERS, CONSUMER_RETRIES, CONSUMER_REWINDS),
 }
 
 

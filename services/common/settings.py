@@ -135,3 +135,5 @@ class NotifierSettings(CommonSettings, SecretKeySettings):
 
 class ProjectorSettings(CommonSettings):
     projector_group_id: str = "porchlight-projector"
+    # Access events applied per transaction (projections/batches.py); 1 applies each alone.
+    projector_batch_max: int = Field(500, ge=1, le=10_000)

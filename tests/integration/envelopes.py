@@ -30,7 +30,9 @@ from projections import status_list
 from projections.projector import Projector
 from services.common.event_routing import route
 
-_positions = count(1)
+# Far above any real event-store position, so a made-up event never answers for a real one
+# (a read with `min_position` looks the position up among what was applied).
+_positions = count(10**15)
 _status_list_handler = route(status_list.HANDLERS, otherwise=status_list.on_other_event)
 
 

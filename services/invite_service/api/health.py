@@ -14,6 +14,13 @@ router = APIRouter(tags=["health"])
 
 BACKGROUND_PROCESSES = ("relay", "notifier", "projector")
 
+# The status list's lag: the log's head minus the highest position it applied (the read
+# side's projection_positions table, read by SQL: the write side never imports it).
+_PROJECTION_LAG = """
+    SELECT GREATEST(0, (SELECT COALESCE(max(notification_id), 0) FROM porchlight_events)
+                       - COALESCE((SELECT position FROM projection_positions WHERE projection = 'status_list'), 0))
+"""
+
 
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
@@ -32,12 +39,17 @@ async def readyz(pool: ReadPool, broker: Broker, settings: Settings) -> JSONResp
         checks["postgres"] = f"unreachable: {exc.__class__.__name__}"
         live = set()
         broker_reset = "unknown"
+    try:
+        lag = f"{await pool.fetchval(_PROJECTION_LAG)} events behind the event store"
+    except Exception as exc:  # noqa: BLE001 - informational: never what makes the API unready
+        lag = f"unknown: {exc.__class__.__name__}"
     checks["broker"] = "ok" if await broker.reachable() else "unreachable"
     for process in BACKGROUND_PROCESSES:
         checks[process] = "ok" if process in live else "not running"
     ready = all(v == "ok" for v in checks.values())
     # Informational, so not part of `ready`: after a reset email is late while the relay re-publishes, not lost.
     checks["broker_reset"] = broker_reset
+    checks["projection_lag"] = lag  # informational too: the list is late, not wrong
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
 
 
