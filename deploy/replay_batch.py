@@ -92,11 +92,15 @@ class BatchProjector(Projector):
 
     @asynccontextmanager
     async def applying(
-        self, projection: str, key: uuid.UUID, version: int, event_id: uuid.UUID | None
+        self, projection: str, key: uuid.UUID, version: int, event_id: uuid.UUID | None,
+        *, position: int | None = None, fill_gap: Any = None,
     ) -> AsyncIterator[Any]:
+        # No gap can occur here (the log is read whole, in order), so `fill_gap` is not needed.
         assert self.batch is not None, "apply_page sets the batch"
         self.batch.begin_call()
-        await record_applied(_QueuedClaim(self.batch), projection, key, version, event_id)  # type: ignore[arg-type]
+        # The claim also records the position, so the rebuilt projection_positions (and with it
+        # read-your-writes and the lag) stand where the replay ended.
+        await record_applied(_QueuedClaim(self.batch), projection, key, version, event_id, position)  # type: ignore[arg-type]
         yield self.batch
         self.stats.count(True)
 
@@ -107,9 +111,9 @@ class _QueuedClaim:
     def __init__(self, batch: StatementBatch) -> None:
         self._batch = batch
 
-    async def fetchval(self, sql: str, *args: Any) -> bool:
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, bool]:
         await self._batch.execute(sql, *args)
-        return True
+        return {"applied": True, "has_previous": True}
 
 
 def waves(envelopes: Sequence[Any]) -> list[list[Any]]:

@@ -29,11 +29,12 @@ from tests.integration.databases import own_database  # noqa: F401 - fixture
 
 STAFF = {"kind": "staff", "id": "staff-1", "reason": None}
 # applied_at is when a row was claimed (now() at apply time): the replay claims later, by design.
-VOLATILE = {"projection_applied": {"applied_at"}}
+VOLATILE = {"projection_applied": {"applied_at"}, "projection_positions": {"updated_at"}}
 TABLES = {  # table -> its key, to compare row for row in a stable order
     "account_status": "account_id",
     "projection_applied": "projection, aggregate_id, version",
     "account_deliveries": "delivery_id, attempt",
+    "projection_positions": "projection",
 }
 
 
@@ -144,7 +145,7 @@ async def test_replay_equals_the_live_projection_while_the_api_answers(live, own
         finally:
             done.set()
             answers = await lister
-    assert result.tables == ["projection_applied", "account_status"]
+    assert result.tables == ["projection_applied", "account_status", "projection_positions"]
     assert answers and all(answer == (200, 40) for answer in answers), answers
 
     after = await snapshot(pool)
