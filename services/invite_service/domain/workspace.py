@@ -57,8 +57,12 @@ class Workspace(Aggregate):
             raise PortalDisabled()
         if self.settings["plan"] != "pro":
             raise PlanRequired()
-        if role not in BUILT_IN_ROLES and role not in self.settings.get("roles", []):
-            raise UnknownRole(f"The role {role!r} is not defined in this workspace.")
+        accepted = [*BUILT_IN_ROLES, *self.settings.get("roles", [])]
+        if role not in accepted:
+            raise UnknownRole(
+                f"The role {role!r} is not defined in this workspace; it accepts {', '.join(accepted)}.",
+                accepted_roles=accepted,
+            )
 
     @property
     def sender(self) -> dict[str, Any]:
