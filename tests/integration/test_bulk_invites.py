@@ -187,3 +187,21 @@ async def test_ten_thousand_rows_are_answered(api, staff_token, pro_workspace):
     assert body["results"][9_999]["email"] == f"{prefix}-9999@example.com"
     created = [ids.account_id(pro_workspace, r["email"]) for r in rows if r["email"] != "broken"]
     assert len(api.app.state.portal_access._existing_accounts(created)) == 9_999
+
+
+async def test_an_account_created_after_the_look_up_makes_only_its_row_a_duplicate(api, staff_token, pro_workspace, monkeypatch):
+    """A single invite of the same email lands between the bulk's look-up and its commit: the
+    chunk's transaction fails on that row, and the others are saved without it."""
+    headers = auth(staff_token(pro_workspace))
+    racer = f"{unique('racer')}@example.com"
+    assert (await api.post(f"/v1/workspaces/{pro_workspace}/invitations", headers=headers, json={"email": racer})).status_code == 201
+    store = api.app.state.portal_access
+    monkeypatch.setattr(store, "_existing_accounts", lambda account_ids: set())  # the look-up ran before the racer
+    rows = [{"email": f"{unique('c')}@example.com"} for _ in range(5)]
+    rows.insert(2, {"email": racer})
+    response = await api.post(bulk_url(pro_workspace), headers=headers, json={"invitations": rows})
+    assert [r["status"] for r in response.json()["results"]] == ["created", "created", "duplicate", "created", "created", "created"]
+    assert response.json()["results"][2]["error"]["code"] == "duplicate_email"
+    monkeypatch.undo()
+    created = [ids.account_id(pro_workspace, r["email"]) for r in rows if r["email"] != racer]
+    assert len(store._existing_accounts(created)) == 5

@@ -43,6 +43,9 @@ class InviteResult:
     status: str = "pending"
 
 
+BULK_CHUNK_ROWS = 500  # rows per transaction: bigger batches insert faster, smaller ones start saving sooner
+
+
 @dataclass(frozen=True)
 class BulkOutcome:
     """One bulk row: created (with its position) or not, and why."""
@@ -74,37 +77,53 @@ class InvitationCommands:
 
         The workspace's gates (portal on, Pro plan) refuse the whole request; a row's own
         problem (its role, an account that exists, an email repeated in the same bulk) only
-        that row. Rows are committed through the group committer all at once, so they share
-        transactions with each other and with concurrent single invites."""
+        that row. Rows are built and committed in chunks, each chunk one write of the group
+        committer (so one transaction, shared with concurrent single invites); the next
+        chunk is built while the previous one is being saved."""
         workspace = await self._workspace_for_invite(slug)
         workspace.check_can_invite(BUILT_IN_ROLES[-1])  # a built-in role: only the gates can refuse
         account_ids = [ids.account_id(slug, cmd.email) for cmd in commands]
         # One look-up for the whole bulk: a re-sent bulk must not fall back to saving each
         # row alone to find out that every one of them already exists.
-        existing = await asyncio.to_thread(self._existing_accounts, account_ids)
+        taken = await asyncio.to_thread(self._existing_accounts, account_ids)
         outcomes: list[BulkOutcome | None] = [None] * len(commands)
-        writes: list[tuple[int, PortalAccount, Invitation]] = []
-        taken = set(existing)
+        todo: list[int] = []
         for index, (cmd, account_id) in enumerate(zip(commands, account_ids, strict=True)):
             if account_id in taken:
                 outcomes[index] = BulkOutcome("duplicate", account_id, DuplicateEmail())
                 continue
             try:
-                account, invitation = _new_invite(workspace, slug, cmd, actor, method)
+                workspace.check_can_invite(cmd.role)
             except DomainError as exc:  # an unknown role
                 outcomes[index] = BulkOutcome("invalid", None, exc)
                 continue
             taken.add(account_id)
-            writes.append((index, account, invitation))
-        committed = await asyncio.gather(*(self._commit(a, i) for _, a, i in writes), return_exceptions=True)
-        for (index, _, _), result in zip(writes, committed, strict=True):
-            if isinstance(result, IntegrityError):  # a concurrent invite of the same email won
-                outcomes[index] = BulkOutcome("duplicate", account_ids[index], DuplicateEmail())
-            elif isinstance(result, BaseException):
-                raise result  # rows already committed stay; a re-sent bulk reports them as duplicates
-            else:
-                outcomes[index] = BulkOutcome("created", account_ids[index], position=result)
+            todo.append(index)
+        saving: list[asyncio.Task[list[tuple[int, int | BaseException]]]] = []
+        for start in range(0, len(todo), BULK_CHUNK_ROWS):
+            chunk = todo[start : start + BULK_CHUNK_ROWS]
+            # In a worker thread: the event loop stays free to hand the previous chunk to the
+            # committer (whose save waits mostly on PostgreSQL) and to serve other requests.
+            writes = await asyncio.to_thread(_build_rows, workspace, slug, [commands[i] for i in chunk], actor, method)
+            saving.append(asyncio.create_task(self._save_rows(list(zip(chunk, writes, strict=True)))))
+        for results in await asyncio.gather(*saving):
+            for index, result in results:
+                if isinstance(result, IntegrityError):  # a concurrent invite of the same email won
+                    outcomes[index] = BulkOutcome("duplicate", account_ids[index], DuplicateEmail())
+                elif isinstance(result, BaseException):
+                    raise result  # chunks already committed stay; a re-sent bulk reports them as duplicates
+                else:
+                    outcomes[index] = BulkOutcome("created", account_ids[index], position=result)
         return [o for o in outcomes if o is not None]
+
+    async def _save_rows(self, rows: list[tuple[int, list[Any]]]) -> list[tuple[int, int | BaseException]]:
+        """One write for the chunk; if a row's account appeared meanwhile, each row alone."""
+        try:
+            position = await self._committer.commit([e for _, events in rows for e in events])
+        except IntegrityError:
+            alone = await asyncio.gather(*(self._committer.commit(events) for _, events in rows), return_exceptions=True)
+            return [(index, result) for (index, _), result in zip(rows, alone, strict=True)]
+        return [(index, position) for index, _ in rows]
 
     def _existing_accounts(self, account_ids: Sequence[UUID]) -> set[UUID]:
         """Which of these accounts the event store already has (their first event exists)."""
@@ -116,6 +135,14 @@ class InvitationCommands:
         with self.recorder.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(query, (list(account_ids),))
             return {row["originator_id"] for row in curs.fetchall()}
+
+
+def _build_rows(
+    workspace: Workspace, slug: str, commands: Sequence[InviteCommand], actor: dict[str, Any], method: str
+) -> list[list[Any]]:
+    """Each command's new events (account, then invitation)."""
+    built = (_new_invite(workspace, slug, cmd, actor, method) for cmd in commands)
+    return [[*account.collect_events(), *invitation.collect_events()] for account, invitation in built]
 
 
 def _new_invite(
