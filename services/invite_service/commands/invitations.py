@@ -141,12 +141,13 @@ def _build_rows(
     workspace: Workspace, slug: str, commands: Sequence[InviteCommand], actor: dict[str, Any], method: str
 ) -> list[list[Any]]:
     """Each command's new events (account, then invitation)."""
-    built = (_new_invite(workspace, slug, cmd, actor, method) for cmd in commands)
+    nonces = tokens.new_nonces(len(commands))
+    built = (_new_invite(workspace, slug, cmd, actor, method, nonce) for cmd, nonce in zip(commands, nonces, strict=True))
     return [[*account.collect_events(), *invitation.collect_events()] for account, invitation in built]
 
 
 def _new_invite(
-    workspace: Workspace, slug: str, cmd: InviteCommand, actor: dict[str, Any], method: str
+    workspace: Workspace, slug: str, cmd: InviteCommand, actor: dict[str, Any], method: str, nonce: str | None = None
 ) -> tuple[PortalAccount, Invitation]:
     workspace.check_can_invite(cmd.role)
     # No look-up before saving: the derived account id makes the event store itself
@@ -156,7 +157,7 @@ def _new_invite(
         account_id=ids.account_id(slug, cmd.email),
         email=cmd.address or cmd.email,
         name=cmd.name,
-        nonce=tokens.new_nonce(),
+        nonce=nonce or tokens.new_nonce(),
         expires_at=_now() + timedelta(hours=workspace.settings["invite_ttl_hours"]),
         channels=list(cmd.channels),
         method=method,
