@@ -134,3 +134,19 @@ async def test_a_malformed_key_is_refused(api, staff_token, pro_workspace):
     )
     assert response.status_code == 400 and response.json()["code"] == "invalid_idempotency_key"
 
+
+
+async def test_a_server_error_frees_the_key_so_the_retry_runs(api, staff_token, pro_workspace, monkeypatch):
+    headers = keyed(staff_token(pro_workspace), unique("key"))
+    row = {"email": f"{unique('a')}@example.com"}
+    store = api.app.state.portal_access
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("the event store went away")
+
+    monkeypatch.setattr(store, "invite", broken)
+    failed = await api.post(invite_url(pro_workspace), headers=headers, json=row)
+    assert failed.status_code == 500
+    monkeypatch.undo()
+    retried = await api.post(invite_url(pro_workspace), headers=headers, json=row)
+    assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers

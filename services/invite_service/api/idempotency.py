@@ -5,9 +5,10 @@ Attach it to a command route with one line, `dependencies=[Idempotent]`:
     @router.post("/{account_id}/resend", dependencies=[Idempotent], ...)
 
 A request without the header runs as usual. With one, the first request with that key
-runs and its answer (status, body, content type; not a 5xx, which may be retried) is kept
-for 24 hours in PostgreSQL (`idempotency_keys`). A repeat with the same method, path and
-body gets that answer again, with `Idempotent-Replayed: true`, and the route does not run.
+runs and its answer (status, body, content type) is kept for 24 hours in PostgreSQL
+(`idempotency_keys`); a 5xx or a 429 is not kept, so the retry runs. A repeat with the same
+method, path and body gets that answer again, with `Idempotent-Replayed: true`, and the
+route does not run.
 The same key with another request is 422 `idempotency_key_reused`; a repeat while the
 first still runs is 409 `request_in_progress` with Retry-After (it does not wait: a
 client's retry loop already does).
@@ -20,6 +21,11 @@ writer-role check, so only staff allowed to write can claim a key.
 The answer is captured by `IdempotencyRecorder`, a pure ASGI middleware that
 `install_idempotency(app)` adds (it sees error answers too, which a route never returns).
 Expired keys are deleted lazily: a new claim sweeps a few old rows now and then.
+
+The answer is recorded after the command committed, not in its transaction: if the process
+dies in between, the key stays claimed for LEASE_MINUTES, then the same request runs again
+and meets its own earlier write (an invite answers `duplicate_email`, a bulk `duplicate`
+rows); nothing is stored twice either way.
 """
 
 from __future__ import annotations
@@ -153,7 +159,7 @@ async def _answer_replay(request: Request, exc: Replay) -> Response:
 
 
 class IdempotencyRecorder:
-    """Keeps the answer of every request that claimed a key (or frees the key on a 5xx)."""
+    """Keeps the answer of every request that claimed a key (or frees the key on a 5xx or 429)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -184,7 +190,7 @@ class IdempotencyRecorder:
                 await claim.release()
             raise
         for claim in holder:
-            if status < 500:
+            if status < 500 and status != 429:
                 await claim.record(status, content_type, b"".join(chunks))
             else:
                 await claim.release()
