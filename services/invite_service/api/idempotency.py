@@ -15,8 +15,8 @@ client's retry loop already does).
 
 Keys are scoped per workspace, not per staff member: the host app retries on behalf of a
 person and may mint a fresh staff token for the retry; everything an answer shows is
-visible to every staff member of the workspace anyway. The dependency runs after the
-writer-role check, so only staff allowed to write can claim a key.
+visible to every staff member of the workspace anyway. The dependency checks the staff
+token as the route does before it claims anything, so only staff allowed to write can.
 
 The answer is captured by `IdempotencyRecorder`, a pure ASGI middleware that
 `install_idempotency(app)` adds (it sees error answers too, which a route never returns).
@@ -38,10 +38,12 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, FastAPI, Header, Request
+from fastapi.security import HTTPBearer
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.common.deps import ReadPool, StaffWriter
+from services.common.deps import read_pool
+from services.common.staff_auth import staff_for_workspace, staff_writer
 from services.common.problems import Problem
 
 KEEP_HOURS = 24
@@ -129,17 +131,23 @@ async def claim_or_answer(pool: asyncpg.Pool, workspace: str, key: str, print_: 
     raise Problem(409, "request_in_progress", "Request in progress", "Retry shortly.", headers={"Retry-After": "1"})
 
 
+_bearer = HTTPBearer(auto_error=False)
+
+
 async def _idempotency(
     request: Request,
-    staff: StaffWriter,  # first: only a writer may claim a key (and a 401/403 is never stored)
-    pool: ReadPool,
     key: Annotated[
         str | None,
         Header(alias="Idempotency-Key", description="Client-chosen key (e.g. a UUID); a repeat within 24 h answers what the first request did"),
     ] = None,
 ) -> None:
+    # Only the header and the request: every invite resolves this, most carry no key, and
+    # each further dependency costs FastAPI measurable CPU per request.
     if key is None:
         return
+    # Route-level dependencies run before the route's own: check the staff token here, the
+    # way the route does, so only a writer can claim a key (and a 401/403 is never stored).
+    staff = await staff_writer(await staff_for_workspace(request.path_params["ws"], request, await _bearer(request)))
     if not _KEY_PATTERN.match(key):
         raise Problem(400, "invalid_idempotency_key", "Invalid Idempotency-Key", "Use 1 to 255 printable ASCII characters.")
     holder = request.scope.get(_SCOPE_KEY)
@@ -148,7 +156,7 @@ async def _idempotency(
     body = await request.body()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     print_ = fingerprint(request.method, request.url.path, content_type, body)
-    holder.append(await claim_or_answer(pool, staff.ws, key, print_))
+    holder.append(await claim_or_answer(await read_pool(request), staff.ws, key, print_))
 
 
 Idempotent = Depends(_idempotency)
