@@ -91,6 +91,9 @@ class ApiSettings(CommonSettings, SecretKeySettings):
         30, ge=1, description="Invalid claim links one client address may open a minute before it gets 429"
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies are refused with 413")
+    max_bulk_body_bytes: int = Field(
+        16_777_216, ge=1024, description="The same for a bulk invite, which carries up to 10,000 rows"
+    )
     trusted_proxies: Addresses = Field(
         default_factory=list,
         description="Comma-separated addresses/CIDRs whose X-Forwarded-For is believed; empty: nobody's",

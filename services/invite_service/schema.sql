@@ -14,3 +14,17 @@ CREATE TABLE IF NOT EXISTS portal_sessions (
     ended_at      timestamptz
 );
 CREATE INDEX IF NOT EXISTS portal_sessions_account ON portal_sessions (account_id);
+
+-- Idempotency-Key answers (api/idempotency.py), kept 24 hours and deleted lazily. A row
+-- without a status is a request still running. Scoped per workspace.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    workspace     text        NOT NULL,
+    key           text        NOT NULL,
+    fingerprint   bytea       NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    status        smallint,
+    content_type  text,
+    body          bytea,
+    PRIMARY KEY (workspace, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);

@@ -19,6 +19,7 @@ from services.invite_service.api import health
 from services.invite_service.api.body_limits import BodyLimits
 from services.invite_service.api.edge import install_edge
 from services.invite_service.api.errors import install_error_handlers
+from services.invite_service.api.idempotency import install_idempotency
 from services.invite_service.api.portal import claims, session
 from services.invite_service.api.rate_limits import FailureLimiter
 from services.invite_service.api.readiness import BrokerProbe
@@ -61,7 +62,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.claim_failures = FailureLimiter("claim", settings.portal_failed_claims_per_minute)
     app.state.broker_probe = BrokerProbe(settings.kafka_bootstrap_servers)
     install_error_handlers(app)
-    app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes)
+    install_idempotency(app)
+    app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes, max_bulk_body_bytes=settings.max_bulk_body_bytes)
     install_edge(app, settings)  # after every other middleware: it must run first
     for module in (health, workspaces, invitations, accounts, history, claims, session):
         app.include_router(module.router)

@@ -47,21 +47,21 @@ def _field(loc: tuple) -> str:
     return ".".join(str(part) for part in loc if part != "body")
 
 
-async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = [
-        {"field": _field(e["loc"]), "type": e["type"], "message": e["msg"]}
-        for e in exc.errors()
-    ]
+def validation_problem(pydantic_errors: list[dict]) -> Problem:
+    """The problem for a body that failed validation; also each invalid row of a bulk invite,
+    so a row answers exactly what the same invite sent alone would."""
+    errors = [{"field": _field(e["loc"]), "type": e["type"], "message": e["msg"]} for e in pydantic_errors]
     if any(e["type"] == "json_invalid" for e in errors):
-        problem = Problem(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.")
-    else:
-        specific = next((e for e in errors if e["type"] in FIELD_CODES), None)
-        if specific:
-            problem = Problem(422, specific["type"], "Invalid contact", specific["message"], errors=errors)
-        else:
-            detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
-            problem = Problem(422, "validation_error", "Invalid request", detail, errors=errors)
-    return problem_response(problem, request)
+        return Problem(400, "malformed_json", "Malformed JSON", "The request body is not valid JSON.")
+    specific = next((e for e in errors if e["type"] in FIELD_CODES), None)
+    if specific:
+        return Problem(422, specific["type"], "Invalid contact", specific["message"], errors=errors)
+    detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+    return Problem(422, "validation_error", "Invalid request", detail, errors=errors)
+
+
+async def handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    return problem_response(validation_problem(list(exc.errors())), request)
 
 
 async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

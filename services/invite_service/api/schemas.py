@@ -10,9 +10,13 @@ from uuid import UUID
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from services.invite_service.contacts import normalise_email, normalise_phone
+from services.invite_service.contacts import check_email, normalise_email, normalise_phone
+from services.invite_service.domain.workspace import BUILT_IN_ROLES
 
 Email = Annotated[str, BeforeValidator(normalise_email)]
+# Kept as typed (trimmed): the invitation goes to this spelling; the account's identity is
+# contacts.email_identity of it, so `Ana@Example.com` and `ana@example.com` are one account.
+Address = Annotated[str, BeforeValidator(check_email)]
 Phone = Annotated[str | None, BeforeValidator(normalise_phone)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
@@ -81,7 +85,11 @@ class WorkspaceOut(BaseModel):
     sign_in_method: str
     branding: BrandingOut
     team_notify_email: str | None
-    roles: list[str]
+    roles: list[str] = Field(description="The workspace's own client roles")
+    built_in_roles: list[str] = Field(
+        default_factory=lambda: list(BUILT_IN_ROLES),
+        description="Roles every workspace accepts; an invite may use these or `roles`",
+    )
 
 
 class Resource(Strict):
@@ -90,7 +98,10 @@ class Resource(Strict):
 
 
 class InvitationIn(Strict):
-    email: Email = Field(examples=["ana@example.com"])
+    email: Address = Field(
+        examples=["ana@example.com"],
+        description="Sent to as typed; compared case-insensitively and after IDNA/Unicode normalisation",
+    )
     name: str | None = Field(None, max_length=200)
     role: str = Field("customer", pattern=r"^[a-z][a-z0-9_]{0,39}$", examples=["charter_client"])
     company: str | None = Field(None, max_length=200)
@@ -126,3 +137,45 @@ class InvitationOut(BaseModel):
     status: Literal["pending"]
     expires_at: datetime
     position: int = Field(description="Event-store position of this write; the read side reports when it caught up")
+
+
+class RowError(BaseModel):
+    code: str = Field(examples=["invalid_email"])
+    message: str
+
+
+class BulkRowResult(BaseModel):
+    email: str | None = Field(description="The row's email as sent (absent when the row had none)")
+    status: Literal["created", "duplicate", "invalid"]
+    account_id: UUID | None = Field(None, description="The new or existing account (created, duplicate)")
+    error: RowError | None = Field(None, description="Why the row was not created (duplicate, invalid)")
+
+
+class BulkInvitationsOut(BaseModel):
+    results: list[BulkRowResult] = Field(description="One per row, in input order")
+    created: int
+    duplicate: int
+    invalid: int
+    position: int | None = Field(
+        description="Event-store position of the last row stored; null when nothing was stored"
+    )
+
+
+class PreviewOut(BaseModel):
+    kind: Literal["invite", "resend"] = Field(
+        description="`invite` for a new contact; `resend` when the workspace already has an account for the email"
+    )
+    account_id: UUID
+    account_status: str | None = Field(description="Status of the existing account; null for a new contact")
+    would_send: bool = Field(
+        description="False when the account is in a state where a resend is not allowed (active, disabled)"
+    )
+    what_happens: str = Field(description="What an invite of this contact would do now, in a sentence")
+    recipient: str = Field(description="The address the email goes to, as typed")
+    channels: list[Literal["email", "sms"]]
+    from_name: str
+    subject: str
+    html: str
+    text: str
+    link: str = Field(description="The real link's shape with a sample token that is never valid (answers 410)")
+    expires_at: datetime = Field(description="The expiry the email states, counted from now")

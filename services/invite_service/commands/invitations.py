@@ -1,25 +1,29 @@
-"""Invitation commands: invite a contact (a new account and its first invitation)."""
+"""Invitation commands: invite a contact (a new account and its first invitation), or
+many at once (a bulk: every row's aggregates built first, then committed together)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
+from psycopg.sql import SQL, Identifier
 
 from services.common import tokens
 from services.invite_service.domain import ids
-from services.invite_service.domain.errors import DuplicateEmail
+from services.invite_service.domain.errors import DomainError, DuplicateEmail
 from services.invite_service.domain.invitation import Invitation
 from services.invite_service.domain.portal_account import PortalAccount
-from services.invite_service.domain.workspace import Workspace
+from services.invite_service.domain.workspace import BUILT_IN_ROLES, Workspace
 
 
 @dataclass(frozen=True)
 class InviteCommand:
-    email: str  # already validated and normalised at the edge
+    email: str  # already validated and normalised at the edge (contacts.email_identity): the account's identity
     name: str | None
     role: str
     company: str | None = None
@@ -27,6 +31,7 @@ class InviteCommand:
     contact_id: str | None = None
     resources: tuple[dict[str, str], ...] = ()
     channels: tuple[str, ...] = ("email",)
+    address: str | None = None  # the address as typed, which the invitation is sent to; default `email`
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,19 @@ class InviteResult:
     expires_at: datetime
     position: int
     status: str = "pending"
+
+
+BULK_CHUNK_ROWS = 500  # rows per transaction: bigger batches insert faster, smaller ones start saving sooner
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """One bulk row: created (with its position) or not, and why."""
+
+    status: Literal["created", "duplicate", "invalid"]
+    account_id: UUID | None
+    error: DomainError | None = None
+    position: int | None = None
 
 
 def _now() -> datetime:
@@ -52,9 +70,84 @@ class InvitationCommands:
             raise DuplicateEmail() from None
         return InviteResult(account.id, invitation.id, invitation.expires_at, position)
 
+    async def invite_many(
+        self, slug: str, commands: Sequence[InviteCommand], actor: dict[str, Any], method: str = "manual"
+    ) -> list[BulkOutcome]:
+        """Invite every contact it can; one outcome per command, in order.
+
+        The workspace's gates (portal on, Pro plan) refuse the whole request; a row's own
+        problem (its role, an account that exists, an email repeated in the same bulk) only
+        that row. Rows are built and committed in chunks, each chunk one write of the group
+        committer (so one transaction, shared with concurrent single invites); the next
+        chunk is built while the previous one is being saved."""
+        workspace = await self._workspace_for_invite(slug)
+        workspace.check_can_invite(BUILT_IN_ROLES[-1])  # a built-in role: only the gates can refuse
+        account_ids = [ids.account_id(slug, cmd.email) for cmd in commands]
+        # One look-up for the whole bulk: a re-sent bulk must not fall back to saving each
+        # row alone to find out that every one of them already exists.
+        taken = await asyncio.to_thread(self._existing_accounts, account_ids)
+        outcomes: list[BulkOutcome | None] = [None] * len(commands)
+        todo: list[int] = []
+        for index, (cmd, account_id) in enumerate(zip(commands, account_ids, strict=True)):
+            if account_id in taken:
+                outcomes[index] = BulkOutcome("duplicate", account_id, DuplicateEmail())
+                continue
+            try:
+                workspace.check_can_invite(cmd.role)
+            except DomainError as exc:  # an unknown role
+                outcomes[index] = BulkOutcome("invalid", None, exc)
+                continue
+            taken.add(account_id)
+            todo.append(index)
+        saving: list[asyncio.Task[list[tuple[int, int | BaseException]]]] = []
+        for start in range(0, len(todo), BULK_CHUNK_ROWS):
+            chunk = todo[start : start + BULK_CHUNK_ROWS]
+            # In a worker thread: the event loop stays free to hand the previous chunk to the
+            # committer (whose save waits mostly on PostgreSQL) and to serve other requests.
+            writes = await asyncio.to_thread(_build_rows, workspace, slug, [commands[i] for i in chunk], actor, method)
+            saving.append(asyncio.create_task(self._save_rows(list(zip(chunk, writes, strict=True)))))
+        for results in await asyncio.gather(*saving):
+            for index, result in results:
+                if isinstance(result, IntegrityError):  # a concurrent invite of the same email won
+                    outcomes[index] = BulkOutcome("duplicate", account_ids[index], DuplicateEmail())
+                elif isinstance(result, BaseException):
+                    raise result  # chunks already committed stay; a re-sent bulk reports them as duplicates
+                else:
+                    outcomes[index] = BulkOutcome("created", account_ids[index], position=result)
+        return [o for o in outcomes if o is not None]
+
+    async def _save_rows(self, rows: list[tuple[int, list[Any]]]) -> list[tuple[int, int | BaseException]]:
+        """One write for the chunk; if a row's account appeared meanwhile, each row alone."""
+        try:
+            position = await self._committer.commit([e for _, events in rows for e in events])
+        except IntegrityError:
+            alone = await asyncio.gather(*(self._committer.commit(events) for _, events in rows), return_exceptions=True)
+            return [(index, result) for (index, _), result in zip(rows, alone, strict=True)]
+        return [(index, position) for index, _ in rows]
+
+    def _existing_accounts(self, account_ids: Sequence[UUID]) -> set[UUID]:
+        """Which of these accounts the event store already has (their first event exists)."""
+        if not account_ids:
+            return set()
+        query = SQL("SELECT originator_id FROM {} WHERE originator_id = ANY(%s) AND originator_version = 1").format(
+            Identifier(self.recorder.events_table_name)
+        )
+        with self.recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, (list(account_ids),))
+            return {row["originator_id"] for row in curs.fetchall()}
+
+
+def _build_rows(
+    workspace: Workspace, slug: str, commands: Sequence[InviteCommand], actor: dict[str, Any], method: str
+) -> list[list[Any]]:
+    """Each command's new events (account, then invitation)."""
+    nonces = tokens.new_nonces(len(commands))
+    built = (_new_invite(workspace, slug, cmd, actor, method, nonce) for cmd, nonce in zip(commands, nonces, strict=True))
+    return [[*account.collect_events(), *invitation.collect_events()] for account, invitation in built]
+
 
 def _new_invite(
-    workspace: Workspace, slug: str, cmd: InviteCommand, actor: dict[str, Any], method: str
+    workspace: Workspace, slug: str, cmd: InviteCommand, actor: dict[str, Any], method: str, nonce: str | None = None
 ) -> tuple[PortalAccount, Invitation]:
     workspace.check_can_invite(cmd.role)
     # No look-up before saving: the derived account id makes the event store itself
@@ -62,9 +155,9 @@ def _new_invite(
     invitation = Invitation(
         workspace=slug,
         account_id=ids.account_id(slug, cmd.email),
-        email=cmd.email,
+        email=cmd.address or cmd.email,
         name=cmd.name,
-        nonce=tokens.new_nonce(),
+        nonce=nonce or tokens.new_nonce(),
         expires_at=_now() + timedelta(hours=workspace.settings["invite_ttl_hours"]),
         channels=list(cmd.channels),
         method=method,

@@ -54,8 +54,12 @@ class Workspace(Aggregate):
 
     def check_can_invite(self, role: str) -> None:
         self.check_can_send()
-        if role not in BUILT_IN_ROLES and role not in self.settings.get("roles", []):
-            raise UnknownRole(f"The role {role!r} is not defined in this workspace.")
+        accepted = [*BUILT_IN_ROLES, *self.settings.get("roles", [])]
+        if role not in accepted:
+            raise UnknownRole(
+                f"The role {role!r} is not defined in this workspace; it accepts {', '.join(accepted)}.",
+                accepted_roles=accepted,
+            )
 
     def check_can_send(self) -> None:
         """The gate for any invite email, also a resend: the role was checked when the account was made."""

@@ -1,4 +1,4 @@
-"""`POST /v1/workspaces/{ws}/invitations`: invite one contact."""
+"""`POST /v1/workspaces/{ws}/invitations`: invite one contact (bulk and preview beside it)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from fastapi import APIRouter, Path, status
 from services.common.metrics import INVITES
 from services.common.problems import BODY_ERRORS, STAFF_AUTH_ERRORS, problem_responses
 from services.invite_service.api.deps import Access, StaffWriter
+from services.invite_service.api.idempotency import Idempotent
 from services.invite_service.api.schemas import InvitationIn, InvitationOut
-from services.invite_service.application import InviteCommand
+from services.invite_service.api.staff import bulk, preview
+from services.invite_service.api.staff.invite_input import to_command
 from services.invite_service.domain.errors import DomainError
 
 router = APIRouter(prefix="/v1/workspaces/{ws}/invitations", tags=["invitations"])
@@ -22,27 +24,21 @@ log = logging.getLogger(__name__)
     status_code=status.HTTP_201_CREATED,
     response_model=InvitationOut,
     summary="Invite a contact",
+    dependencies=[Idempotent],
     responses=problem_responses({
         **STAFF_AUTH_ERRORS,
         **BODY_ERRORS,
         403: "Portal off (`portal_disabled`), plan below Pro (`plan_required`), or a read-only role (`forbidden_role`)",
-        409: "The workspace already has an account with this email, in any state (`duplicate_email`)",
-        422: "`email_required`, `invalid_email`, `invalid_phone`, `unknown_role`, or another field (`validation_error`)",
+        409: "The workspace already has an account with this email, in any state (`duplicate_email`);"
+        " a request with this Idempotency-Key still running (`request_in_progress`)",
+        422: "`email_required`, `invalid_email`, `invalid_phone`, `unknown_role` (with `accepted_roles`), another field"
+        " (`validation_error`), or an Idempotency-Key used for another request (`idempotency_key_reused`)",
     }),
 )
 async def invite(body: InvitationIn, staff: StaffWriter, access: Access, ws: str = Path()) -> InvitationOut:
     # Async: the command waits for its group commit on the event loop, not in a pool thread
     # (under 64 concurrent requests the per-request thread hop cost more than the invite).
-    command = InviteCommand(
-        email=body.email,
-        name=body.name,
-        role=body.role,
-        company=body.company,
-        phone=body.phone,
-        contact_id=body.contact_id,
-        resources=tuple(r.model_dump() for r in body.resources),
-        channels=tuple(body.channels or ("email",)),
-    )
+    command = to_command(body)
     try:
         result = await access.invite(ws, command, staff.actor)
     except DomainError as exc:
@@ -57,3 +53,7 @@ async def invite(body: InvitationIn, staff: StaffWriter, access: Access, ws: str
         expires_at=result.expires_at,
         position=result.position,
     )
+
+
+router.include_router(bulk.router)
+router.include_router(preview.router)
