@@ -150,3 +150,18 @@ async def test_a_server_error_frees_the_key_so_the_retry_runs(api, staff_token, 
     monkeypatch.undo()
     retried = await api.post(invite_url(pro_workspace), headers=headers, json=row)
     assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers
+
+
+async def test_a_repeated_action_resends_once(api, staff_token, pro_workspace):
+    token = staff_token(pro_workspace)
+    created = await api.post(invite_url(pro_workspace), headers=auth(token), json={"email": f"{unique('kai')}@example.com"})
+    account_id = created.json()["account_id"]
+    url = f"/v1/workspaces/{pro_workspace}/accounts/{account_id}/resend"
+    headers = keyed(token, unique("key"))
+    first = await api.post(url, headers=headers)
+    store = api.app.state.portal_access
+    version = store.get_account(account_id).version
+    again = await api.post(url, headers=headers)
+    assert first.status_code == again.status_code == 200 and again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert store.get_account(account_id).version == version  # one resend, not two

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Path
 from pydantic import BaseModel, Field
 
 from services.common.problems import BODY_ERRORS, STAFF_AUTH_ERRORS, Problem, problem_responses
+from services.invite_service.api.idempotency import Idempotent
 from services.invite_service.api.deps import Access, StaffWriter
 from services.invite_service.api.schemas import Strict
 from services.invite_service.commands.lifecycle import ActionResult
@@ -73,6 +74,9 @@ def account_view(result: ActionResult) -> AccountActionOut:
 @router.post(
     "/{account_id}/{action}",
     response_model=AccountActionOut,
+    # A retried action answers what the first answered: a client timing out on "resend" must
+    # not mail the contact twice or use up the resend limit.
+    dependencies=[Idempotent],
     summary="Act on a portal account",
     description=(
         "`resend` (pending: a fresh link, the old one dies), `revoke` (pending: cancel and disable), "
