@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -243,3 +244,28 @@ async def test_relay_rides_out_a_broker_outage(access, pg_pool, tmp_path):
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         broker.stop()
+
+
+async def test_relay_log_lines_read_well(access, pg_pool, kafka_bootstrap, topic_names, caplog):
+    """One line per page at DEBUG (INFO gets a periodic summary), in plain English."""
+    caplog.set_level(logging.DEBUG, logger="services.invite_service.relay")
+    relay_name = unique("relay")
+    await save_position(pg_pool, relay_name, access.recorder.max_notification_id() or 0)
+    await pro_workspace(access)  # one event: WorkspaceCreated
+    head = access.recorder.max_notification_id()
+    relay = Relay(access, pg_pool, kafka_bootstrap, topic_names["access"], relay_name, batch_max=1)
+    task = asyncio.create_task(relay.run())
+    try:
+        await poll_until(lambda: _at_least(load_position(pg_pool, relay_name), head), what="the event published")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "services.invite_service.relay"]
+    pages = [(level, message) for level, message in lines if message.startswith("relay published")]
+    assert pages and all(level == logging.DEBUG for level, _ in pages)
+    assert any("published 1 event up to" in message for _, message in pages)
+    assert not any("relay relay" in message or " 1 events" in message for _, message in lines)
+
+
+async def _at_least(position, head: int) -> bool:
+    return (await position) >= head
