@@ -61,6 +61,20 @@ def _renderers(fmt: str) -> list:
     return [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=short_traceback)]
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a line is logged: a command run in-process under
+    a test runner sees a stderr that is swapped in and then closed, and a handler holding it
+    would fail every later line ("I/O operation on closed file")."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure_logging(
     level: str = "INFO", fmt: str = "console", process: str = "porchlight", stream: TextIO | None = None
 ) -> None:
@@ -76,7 +90,7 @@ def configure_logging(
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
