@@ -40,7 +40,7 @@ from projections import deliveries, status_list
 from services.common.event_routing import route
 from services.common.log_follower import LogFollower, set_position
 from services.invite_service.application import PortalAccess
-from services.invite_service.envelopes import Origins, to_envelope
+from services.invite_service.envelopes import LogEnvelopes
 
 log = logging.getLogger(__name__)
 
@@ -84,24 +84,13 @@ class Replay:
         self._pool = pool
         self._page_size = page_size
         self._progress = progress
-        self._origins = Origins(self._first_event, max_size=1_000_000)
+        self._envelopes = LogEnvelopes(app, max_origins=1_000_000)
         self._handler_for = route(ACCESS_HANDLERS[0], otherwise=ACCESS_HANDLERS[1])
         self._projector = BatchProjector()
         self._conn: asyncpg.Connection | None = None
         self._writing: asyncio.Task | None = None
         self._deferred_indexes: list[str] = []
         self.events = 0
-
-    def _first_event(self, aggregate_id):
-        stored = self._app.recorder.select_events(aggregate_id, lte=1, limit=1)
-        return self._app.mapper.to_domain_event(stored[0])
-
-    def _envelopes(self, page: Sequence[Notification]) -> list:
-        out = []
-        for notification in page:
-            event = self._app.mapper.to_domain_event(notification)
-            out.append(to_envelope(event, notification.id, self._origins.of(event)))
-        return out
 
     async def _apply(self, page: Sequence[Notification]) -> None:
         """The follower's page handler: decodes the page while the previous one is being written,

@@ -78,3 +78,24 @@ def to_envelope(event: Any, position: int, origin: Origin) -> AccessEventV1:
         actor=Actor.model_validate(event.actor),
         data=event_data(event),
     )
+
+
+class LogEnvelopes:
+    """Pages of the notification log → typed envelopes, for every reader of the log that
+    publishes or projects them (the relay, replay). `app` is the Application: its recorder
+    finds an aggregate's first event, its mapper turns stored events into domain events."""
+
+    def __init__(self, app: Any, max_origins: int = 100_000) -> None:
+        self._app = app
+        self._origins = Origins(self._first_event, max_origins)
+
+    def _first_event(self, aggregate_id: UUID) -> Any:
+        stored = self._app.recorder.select_events(aggregate_id, lte=1, limit=1)
+        return self._app.mapper.to_domain_event(stored[0])
+
+    def __call__(self, page: Any) -> list[AccessEventV1]:
+        out = []
+        for notification in page:
+            event = self._app.mapper.to_domain_event(notification)
+            out.append(to_envelope(event, notification.id, self._origins.of(event)))
+        return out

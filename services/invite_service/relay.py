@@ -33,7 +33,7 @@ from services.common.kafka import create_producer, ensure_topics, topic_end_offs
 from services.common.log_follower import DATABASE_OUTAGES, LogFollower, set_position
 from services.common.metrics import BROKER_RESETS, RELAY_POSITION, RELAY_PUBLISHED, RELAY_RETRIES
 from services.invite_service.application import PortalAccess
-from services.invite_service.envelopes import Origins, to_envelope
+from services.invite_service.envelopes import LogEnvelopes
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +81,13 @@ class Relay:
         self._batch_max = batch_max
         self._publish_timeout_ms = publish_timeout_ms
         self._broker_check_seconds = broker_check_seconds
-        self._origins = Origins(self._first_event)
+        self._envelopes = LogEnvelopes(app)
         self._acked = AckedOffsets(name, topic)
         self._producer: AIOKafkaProducer | None = None
         self._follower: LogFollower | None = None
         self._check_due = True  # at start: the broker may have come back empty while we were down
         self._next_check = 0.0
         self.stats = RelayStats()
-
-    def _first_event(self, aggregate_id):
-        stored = self._app.recorder.select_events(aggregate_id, lte=1, limit=1)
-        return self._app.mapper.to_domain_event(stored[0])
 
     async def run(self) -> None:
         self._follower = follower = LogFollower(
@@ -208,12 +204,6 @@ class Relay:
                 )
                 last = now
 
-    def _envelopes(self, batch: Sequence[Notification]):
-        out = []
-        for notification in batch:
-            event = self._app.mapper.to_domain_event(notification)
-            out.append(to_envelope(event, notification.id, self._origins.of(event)))
-        return out
 
 
 async def run(settings, from_beginning: bool = False) -> None:
