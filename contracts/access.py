@@ -41,6 +41,12 @@ INVITATION_VOIDED = "InvitationVoided"
 ACCESS_DISABLED = "AccessDisabled"
 ACCESS_REENABLED = "AccessReenabled"
 PASSWORD_RESET_REQUESTED = "PasswordResetRequested"
+MAGIC_LINK_REQUESTED = "MagicLinkRequested"
+SIGN_IN_CODE_ISSUED = "SignInCodeIssued"
+VERIFICATION_FAILED = "VerificationFailed"
+VERIFICATION_LOCKED_OUT = "VerificationLockedOut"
+SIGNED_IN = "SignedIn"
+PASSWORD_SET = "PasswordSet"
 
 TYPE_HEADER = "type"  # Kafka header with the event type, for routing without parsing
 
@@ -101,6 +107,11 @@ class WorkspaceSettings(_Contract):
     branding: Branding | None = None
     team_notify_email: str | None = None
     roles: list[str] | None = None
+    portal_url: str | None = Field(None, description="The host app's portal, where signed-in clients are sent")
+    portal_description: str | None = Field(None, description="A sentence on what the portal is for, for the invite")
+    reply_to: str | None = Field(None, description="The workspace's contact address: Reply-To of its emails")
+    time_zone: str | None = Field(None, description="IANA zone for dates in messages", examples=["Europe/Lisbon"])
+    magic_link_ttl_minutes: int | None = None
 
     @model_serializer(mode="wrap")
     def _only_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -136,6 +147,9 @@ class AccountCreated(_Contract):
 
 class AccountActivated(_Contract):
     invitation_id: uuid.UUID = Field(description="The invitation whose claim activated the account")
+    # Added within v1, for the team's "invitation accepted" notice.
+    email: str | None = None
+    name: str | None = None
 
 
 class Sender(_Contract):
@@ -149,6 +163,12 @@ class Sender(_Contract):
     sender_name: str = Field(examples=["Pride Travelers"])
     logo_url: str | None = None
     brand_color: str | None = Field(None, description="#RRGGBB", examples=["#0B7A75"])
+    # Added within v1 (absent on events recorded before): what the messages say beyond the brand.
+    reply_to: str | None = Field(None, description="Reply-To of the email: the workspace's contact address")
+    portal_description: str | None = Field(None, description="What the portal is for, one sentence")
+    portal_url: str | None = Field(None, description="The host app's portal (the onboarding link)")
+    time_zone: str = Field("UTC", description="IANA zone the message's dates are written in")
+    team_notify_email: str | None = Field(None, description="Where team notifications about this account go")
 
 
 class InviteSent(_Contract):
@@ -161,6 +181,14 @@ class InviteSent(_Contract):
     channels: list[str] = Field(default_factory=lambda: ["email"], examples=[["email", "sms"]])
     method: str = Field("manual", description="`manual` or `auto_on_share`")
     sender: Sender
+    inviter_name: str | None = Field(
+        None, description="The staff member who invited, as the host app names them; none for auto-invites",
+        examples=["Pat"],
+    )
+    inviter_staff_id: str | None = Field(
+        None, description="The inviting staff member (JWT `sub`), whose connected Gmail may send it"
+    )
+    phone: str | None = Field(None, description="E.164, for the SMS channel")
 
 
 class TokenClaimed(_Contract):
@@ -212,6 +240,75 @@ class PasswordResetRequested(_Contract):
                        examples=["Ana@Example.com"])
     name: str | None = None
     sender: Sender
+
+
+# Client sign-in. Links and codes are derived from the nonce with a key only Porchlight's
+# processes hold (services/common/tokens.py): the nonce is not a secret, the link and the
+# code are, and neither is ever recorded.
+
+SignInMethod = Literal["claim", "magic_link", "password", "code"]
+
+
+class MagicLinkRequested(_Contract):
+    """The client asked for a sign-in link; the previous one stops working."""
+
+    nonce: str = Field(description="Not a secret: the link is an HMAC over it")
+    expires_at: UtcDatetime
+    email: str = Field(description="Where to send it, as the account was invited")
+    name: str | None = None
+    sender: Sender
+
+
+class SignInCodeIssued(_Contract):
+    """A one-time code was issued; only the latest one works. The 6 digits are derived from
+    the nonce with Porchlight's key, so the notifier can send them and nothing stores them."""
+
+    nonce: str = Field(description="Not a secret: the code is derived from it")
+    expires_at: UtcDatetime
+    email: str
+    name: str | None = None
+    phone: str | None = Field(None, description="E.164; the code also goes by SMS when present")
+    channels: list[Literal["email", "sms"]] = Field(default_factory=lambda: ["email"])
+    sender: Sender
+
+
+class VerificationFailed(_Contract):
+    """A wrong code or password (never the attempt itself)."""
+
+    method: SignInMethod
+    at: UtcDatetime
+    failures: int = Field(ge=1, description="Failures in a row, this one included")
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class VerificationLockedOut(_Contract):
+    """Too many failures: the code died and sign-in is refused until `until`."""
+
+    at: UtcDatetime
+    until: UtcDatetime
+    method: SignInMethod
+    email: str
+    name: str | None = None
+    ip: str | None = None
+    sender: Sender = Field(description="For the team's notice: its address and branding")
+
+
+class SignedIn(_Contract):
+    """A successful sign-in (a claim counts as the first)."""
+
+    method: SignInMethod
+    at: UtcDatetime
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class PasswordSet(_Contract):
+    """A password was set or changed (the hash lives outside the event store). After a
+    reset every other session of the account ends."""
+
+    at: UtcDatetime
+    reason: Literal["claim", "reset", "change"]
 
 
 # The envelope.
@@ -310,6 +407,36 @@ class PasswordResetRequestedV1(AccessEventV1):
     data: PasswordResetRequested
 
 
+class MagicLinkRequestedV1(AccessEventV1):
+    type: Literal["MagicLinkRequested"] = MAGIC_LINK_REQUESTED
+    data: MagicLinkRequested
+
+
+class SignInCodeIssuedV1(AccessEventV1):
+    type: Literal["SignInCodeIssued"] = SIGN_IN_CODE_ISSUED
+    data: SignInCodeIssued
+
+
+class VerificationFailedV1(AccessEventV1):
+    type: Literal["VerificationFailed"] = VERIFICATION_FAILED
+    data: VerificationFailed
+
+
+class VerificationLockedOutV1(AccessEventV1):
+    type: Literal["VerificationLockedOut"] = VERIFICATION_LOCKED_OUT
+    data: VerificationLockedOut
+
+
+class SignedInV1(AccessEventV1):
+    type: Literal["SignedIn"] = SIGNED_IN
+    data: SignedIn
+
+
+class PasswordSetV1(AccessEventV1):
+    type: Literal["PasswordSet"] = PASSWORD_SET
+    data: PasswordSet
+
+
 # Every typed envelope, told apart by `type`: what the relay publishes (the AsyncAPI
 # document shows it). A new event type is a payload model, an envelope and a line here.
 KnownAccessEventV1 = Annotated[
@@ -324,7 +451,13 @@ KnownAccessEventV1 = Annotated[
     | InvitationVoidedV1
     | AccessDisabledV1
     | AccessReenabledV1
-    | PasswordResetRequestedV1,
+    | PasswordResetRequestedV1
+    | MagicLinkRequestedV1
+    | SignInCodeIssuedV1
+    | VerificationFailedV1
+    | VerificationLockedOutV1
+    | SignedInV1
+    | PasswordSetV1,
     Field(discriminator="type"),
 ]
 

@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from services.invite_service.contacts import check_email, normalise_email, normalise_phone
@@ -49,6 +51,14 @@ def _kept_when_absent(**constraints: Any) -> Any:
 
 
 NotNull = BeforeValidator(_refuse_null)
+
+
+def _check_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError("invalid_time_zone", "Not an IANA time zone, such as Europe/Lisbon or UTC.") from None
+    return value
 Role = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 
 
@@ -67,6 +77,16 @@ class WorkspaceSettingsIn(Strict):
     roles: Annotated[list[Role], NotNull] = _kept_when_absent(
         description="Roles this workspace defines beyond owner, charter_client and customer"
     )
+    portal_url: str | None = Field(
+        None, max_length=2000, pattern=r"^https?://[^\s]+$",
+        description="The host app's portal: signed-in clients are sent here with a one-time code",
+    )
+    portal_description: str | None = Field(None, max_length=300, description="A sentence on what the portal is for")
+    reply_to: Email | None = Field(None, description="The workspace's contact address, Reply-To of its emails")
+    time_zone: Annotated[str, NotNull, AfterValidator(_check_time_zone)] = _kept_when_absent(
+        description="IANA time zone for dates in messages", examples=["Europe/Lisbon"]
+    )
+    magic_link_ttl_minutes: Annotated[int, NotNull] = _kept_when_absent(ge=1, le=1440)
 
 
 class BrandingOut(BaseModel):
@@ -86,6 +106,11 @@ class WorkspaceOut(BaseModel):
     branding: BrandingOut
     team_notify_email: str | None
     roles: list[str] = Field(description="The workspace's own client roles")
+    portal_url: str | None = None
+    portal_description: str | None = None
+    reply_to: str | None = None
+    time_zone: str = "UTC"
+    magic_link_ttl_minutes: int = 15
     built_in_roles: list[str] = Field(
         default_factory=lambda: list(BUILT_IN_ROLES),
         description="Roles every workspace accepts; an invite may use these or `roles`",

@@ -22,6 +22,11 @@ DEFAULTS: dict[str, Any] = {
     "branding": {"sender_name": None, "logo_url": None, "brand_color": "#1F6FEB"},
     "team_notify_email": None,
     "roles": [],
+    "portal_url": None,
+    "portal_description": None,
+    "reply_to": None,
+    "time_zone": "UTC",
+    "magic_link_ttl_minutes": 15,
 }
 
 
@@ -77,4 +82,9 @@ class Workspace(Aggregate):
             "sender_name": branding.get("sender_name") or self.settings["name"] or self.slug,
             "logo_url": branding.get("logo_url"),
             "brand_color": branding.get("brand_color") or DEFAULTS["branding"]["brand_color"],
+            "reply_to": self.settings.get("reply_to"),
+            "portal_description": self.settings.get("portal_description"),
+            "portal_url": self.settings.get("portal_url"),
+            "time_zone": self.settings.get("time_zone") or "UTC",
+            "team_notify_email": self.settings.get("team_notify_email"),
         }
