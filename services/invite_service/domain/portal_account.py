@@ -86,9 +86,15 @@ class PortalAccount(Aggregate):
         if self.status != PENDING:
             raise InvalidState(f"The account is {self.status}, not pending.", allowed=self.allowed_actions)
 
-    @event("AccountActivated")
     def activate(self, invitation_id: UUID, actor: dict[str, Any]) -> None:
         self._check_pending()
+        # The address and name ride along for the team's "invitation accepted" notice.
+        self._activated(invitation_id=invitation_id, email=self.email, name=self.name, actor=actor)
+
+    @event("AccountActivated")
+    def _activated(
+        self, invitation_id: UUID, actor: dict[str, Any], email: str | None = None, name: str | None = None
+    ) -> None:
         self.status = ACTIVE
         self.activated = True
 
