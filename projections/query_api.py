@@ -9,6 +9,7 @@ command answered) and waits, briefly, until the projection has applied it.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -18,10 +19,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 
+from contracts.account_state import AccountAsOf
 from projections import positions, queries
 from projections.views import AccountCounts, AccountDetail, AccountPage, AccountState
-from services.common.deps import ReadPool, StaffReader
+from services.common.deps import AccountAsOfReader, ReadPool, StaffReader
 from services.common.problems import Problem, problem_responses
 
 CATCH_UP_SECONDS = 2.0  # how long a read waits for its `min_position`
@@ -166,10 +169,27 @@ async def list_accounts(
     return AccountPage.model_validate({"items": items, "next_cursor": next_cursor})
 
 
-@router.get("/{account_id}", response_model=AccountDetail, summary="One account", dependencies=[CaughtUp])
-async def get_account(ws: str, account_id: uuid.UUID, staff: StaffReader, pool: ReadPool) -> AccountDetail:
+@router.get("/{account_id}", response_model=AccountDetail | AccountAsOf, summary="One account",
+            dependencies=[CaughtUp])
+async def get_account(
+    ws: str,
+    account_id: uuid.UUID,
+    staff: StaffReader,
+    pool: ReadPool,
+    state_as_of: AccountAsOfReader,
+    as_of: Annotated[AwareDatetime | None, Query(
+        description="RFC 3339 time with its offset (`Z`, or `+HH:MM` with the `+` encoded as `%2B`): the "
+        "account as it stood then, replayed from the event store (the `AccountAsOf` shape, as "
+        "`.../state?as_of=`); 404 `account_not_found` if it did not exist yet",
+    )] = None,
+) -> AccountDetail | AccountAsOf:
     """An account's access tab: its state, the actions allowed now, timestamps, recent
-    sign-ins and delivery attempts."""
+    sign-ins and delivery attempts. With `as_of`, its state at that time from the event store."""
+    if as_of is not None:
+        if state_as_of is None:
+            raise Problem(501, "not_available", "Not available", "This server has no event store to read `as_of` from.")
+        # The event store is read through the library's synchronous driver: off the event loop.
+        return await asyncio.to_thread(state_as_of, ws, account_id, as_of)
     account = await queries.get_account(pool, ws, account_id)
     if account is None:
         # Another workspace's account answers the same as a missing one: no existence leak.

@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS account_status (
     updated_at           timestamptz NOT NULL
 );
 
+-- Why staff disabled the account (as typed with `disable`), shown beside who and when.
+ALTER TABLE account_status ADD COLUMN IF NOT EXISTS disabled_reason text;
+
 -- The list's keyset pagination: one index per sort key (invited_at, name, last sign-in),
 -- each ending in account_id, the tie-breaker; read backwards for the other direction.
 -- `name` sorts case-insensitively in code-point order (the same on every server, whatever its

@@ -191,21 +191,23 @@ async def _set_status(projector: ProjectorContext, msg: AccessEventV1, sql_set: 
 async def on_invite_revoked(msg: InviteRevokedV1, projector: ProjectorContext) -> bool:
     """InviteRevoked: the pending invite was cancelled and the account disabled."""
     return await _set_status(
-        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4", msg.data.at, _actor_name(msg)
+        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4, disabled_reason = NULL",
+        msg.data.at, _actor_name(msg),
     )
 
 
 async def on_access_disabled(msg: AccessDisabledV1, projector: ProjectorContext) -> bool:
-    """AccessDisabled: who disabled the account, and when."""
+    """AccessDisabled: who disabled the account, when, and why (the reason staff typed, if any)."""
     return await _set_status(
-        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4", msg.data.at, _actor_name(msg)
+        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4, disabled_reason = $5",
+        msg.data.at, _actor_name(msg), msg.data.reason,
     )
 
 
 async def on_access_reenabled(msg: AccessReenabledV1, projector: ProjectorContext) -> bool:
     """AccessReenabled: back to pending or active; no longer disabled by anyone."""
     return await _set_status(
-        projector, msg, "status = $3, disabled_at = NULL, disabled_by = NULL", msg.data.status
+        projector, msg, "status = $3, disabled_at = NULL, disabled_by = NULL, disabled_reason = NULL", msg.data.status
     )
 
 

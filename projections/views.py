@@ -35,6 +35,7 @@ class AccountSummary(BaseModel):
     activated_at: datetime | None
     disabled_at: datetime | None
     disabled_by: str | None = Field(description="Staff id who disabled the account")
+    disabled_reason: str | None = Field(None, description="Why it was disabled, as staff typed it (`disable`'s `reason`)")
     last_sign_in_at: datetime | None
     sign_ins: int = Field(description="How many times the account has signed in")
     link_expired: bool = Field(

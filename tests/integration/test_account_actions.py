@@ -377,8 +377,14 @@ async def test_the_status_list_shows_each_change(api, staff_token, pro_workspace
 
     await act(api, staff_token, ws, account_id, "disable", json={"reason": "left"})
     row = await shown(lambda a: a["status"] == "disabled", "the disable")
-    assert row["disabled_by"] == "staff-1"
+    assert (row["disabled_by"], row["disabled_reason"]) == ("staff-1", "left")
+    listed = (await api.get(f"/v1/workspaces/{ws}/accounts", params={"status": "disabled"},
+                            headers=auth(staff_token(ws, "viewer")))).json()["items"]
+    assert [(a["account_id"], a["disabled_by"], a["disabled_reason"]) for a in listed] == [
+        (str(account_id), "staff-1", "left")
+    ]
 
     await act(api, staff_token, ws, account_id, "reenable")
     row = await shown(lambda a: a["status"] == "active", "the re-enable")
     assert row["disabled_at"] is None and row["actions"] == ["disable", "password-reset"]
+    assert row["disabled_reason"] is None
