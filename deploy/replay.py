@@ -84,7 +84,7 @@ class Replay:
         self._pool = pool
         self._page_size = page_size
         self._progress = progress
-        self._envelopes = LogEnvelopes(app, max_origins=1_000_000)
+        self._envelopes = LogEnvelopes(app, max_origins=1_000_000, trusted=True)
         self._handler_for = route(ACCESS_HANDLERS[0], otherwise=ACCESS_HANDLERS[1])
         self._projector = BatchProjector()
         self._conn: asyncpg.Connection | None = None
