@@ -27,6 +27,7 @@ each rebuilt account's last delivery is filled in from it, as the handlers do li
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ class Replay:
         self._pool = pool
         self._page_size = page_size
         self._progress = progress
-        self._envelopes = LogEnvelopes(app, max_origins=1_000_000, trusted=True)
+        self._envelopes = LogEnvelopes(app, max_origins=1_000_000)
         self._handler_for = route(ACCESS_HANDLERS[0], otherwise=ACCESS_HANDLERS[1])
         self._projector = BatchProjector()
         self._conn: asyncpg.Connection | None = None
@@ -221,10 +222,11 @@ class Replay:
         )
 
 
+@functools.cache
 def _redone_at_swap(sql: str) -> bool:
     """A handler's statement that reads a kept table (an account's last delivery, status_list's
     _catch_up_deliveries): the swap sets that for every rebuilt row (_carry_over_deliveries), so
-    running it per event during the build is work thrown away."""
+    running it per event during the build is work thrown away. (Cached: a handful of statements.)"""
     return any(f"FROM {table}" in sql for table in KEPT_TABLES)
 
 

@@ -137,11 +137,12 @@ class BatchProjector(Projector):
 
 def waves(envelopes: Sequence[Any]) -> list[list[Any]]:
     """The page split so that each wave holds at most one event per key, keys in page order."""
-    seen: dict[bytes, int] = {}
+    seen: dict[Any, int] = {}
     out: list[list[Any]] = []
     for envelope in envelopes:
-        n = seen.get(envelope.key, 0)
-        seen[envelope.key] = n + 1
+        key = envelope.account_id or envelope.aggregate_id  # what `envelope.key` encodes, without the encoding
+        n = seen.get(key, 0)
+        seen[key] = n + 1
         if n == len(out):
             out.append([])
         out[n].append(envelope)

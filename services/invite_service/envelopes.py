@@ -13,12 +13,13 @@ account they belong to; `Origins` finds that out from the aggregate's first even
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from contracts.access import ENVELOPES, PAYLOADS, AccessEventV1, Actor, event_id_for
+from contracts.access import ENVELOPES, EVENT_ID_NAMESPACE, PAYLOADS, AccessEventV1, Actor
 
 Origin = tuple[str, UUID | None]  # (workspace slug, account id or None for workspace events)
 
@@ -37,7 +38,12 @@ def _payload_fields(name: str) -> tuple[str, ...]:
 
 def event_data(event: Any) -> dict[str, Any]:
     """The event's fields its contract names, and only those."""
-    return {field: getattr(event, field) for field in _payload_fields(type(event).__name__) if hasattr(event, field)}
+    attributes = vars(event)  # a field the stored event lacks may still have its class default
+    return {
+        field: attributes[field] if field in attributes else getattr(event, field)
+        for field in _payload_fields(type(event).__name__)
+        if field in attributes or hasattr(event, field)
+    }
 
 
 def origin_of_created(event: Any) -> Origin:
@@ -69,11 +75,21 @@ class Origins:
         return origin
 
 
+_EVENT_ID_NAMESPACE = EVENT_ID_NAMESPACE.bytes
+
+
+def fast_event_id(aggregate_id: UUID, version: int) -> UUID:
+    """`contracts.access.event_id_for`, computed as uuid5 does but without its UUID round trips:
+    replay and the relay derive one per event (tests/unit/test_event_contracts.py keeps them equal)."""
+    digest = hashlib.sha1(_EVENT_ID_NAMESPACE + f"{aggregate_id}/{version}".encode()).digest()
+    return UUID(bytes=digest[:16], version=5)
+
+
 def to_envelope(event: Any, position: int, origin: Origin) -> AccessEventV1:
     workspace, account_id = origin
     name = type(event).__name__
     return ENVELOPES[name](
-        event_id=event_id_for(event.originator_id, event.originator_version),
+        event_id=fast_event_id(event.originator_id, event.originator_version),
         workspace=workspace,
         account_id=account_id,
         aggregate_id=event.originator_id,
@@ -85,38 +101,14 @@ def to_envelope(event: Any, position: int, origin: Origin) -> AccessEventV1:
     )
 
 
-def trusted_envelope(event: Any, position: int, origin: Origin) -> AccessEventV1:
-    """`to_envelope` for an event read back from our own event store, which the library built
-    from a domain event: the payload and the actor are validated (their nested models must
-    be real models for the handlers), the envelope around them is only assembled. Validating
-    the envelope's ids, version and time again cost replay more than reading the event."""
-    workspace, account_id = origin
-    name = type(event).__name__
-    envelope = ENVELOPES[name]
-    return envelope.model_construct(
-        type=name,
-        event_id=event_id_for(event.originator_id, event.originator_version),
-        workspace=workspace,
-        account_id=account_id,
-        aggregate_id=event.originator_id,
-        aggregate_version=event.originator_version,
-        position=position,
-        occurred_at=event.timestamp,
-        actor=Actor.model_validate(event.actor),
-        data=PAYLOADS[name].model_validate(event_data(event)),
-    )
-
-
 class LogEnvelopes:
     """Pages of the notification log → typed envelopes, for every reader of the log that
     publishes or projects them (the relay, replay). `app` is the Application: its recorder
     finds an aggregate's first event, its mapper turns stored events into domain events."""
 
-    def __init__(self, app: Any, max_origins: int = 100_000, *, trusted: bool = False) -> None:
+    def __init__(self, app: Any, max_origins: int = 100_000) -> None:
         self._app = app
         self._origins = Origins(self._first_event, max_origins)
-        # Replay's: envelopes assembled around validated payloads (trusted_envelope).
-        self._to_envelope = trusted_envelope if trusted else to_envelope
 
     def _first_event(self, aggregate_id: UUID) -> Any:
         stored = self._app.recorder.select_events(aggregate_id, lte=1, limit=1)
@@ -124,8 +116,8 @@ class LogEnvelopes:
 
     def __call__(self, page: Any) -> list[AccessEventV1]:
         out = []
-        to_domain_event, to_envelope_, origin_of = self._app.mapper.to_domain_event, self._to_envelope, self._origins.of
+        to_domain_event, origin_of = self._app.mapper.to_domain_event, self._origins.of
         for notification in page:
             event = to_domain_event(notification)
-            out.append(to_envelope_(event, notification.id, origin_of(event)))
+            out.append(to_envelope(event, notification.id, origin_of(event)))
         return out

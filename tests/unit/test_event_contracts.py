@@ -116,3 +116,16 @@ def test_an_unknown_type_stays_a_plain_envelope_and_unknown_fields_are_ignored()
     parsed = parse_access_event(body)
 
     assert type(parsed) is AccessEventV1 and parsed.data == {"colour": "teal"}
+
+
+def test_envelopes_derive_the_contract_event_id():
+    """The relay and replay derive event ids with envelopes.fast_event_id: the contract's ids."""
+    from uuid import uuid4
+
+    from contracts.access import event_id_for
+    from services.invite_service.envelopes import fast_event_id
+
+    for version in (1, 2, 17, 10_000):
+        aggregate_id = uuid4()
+        assert fast_event_id(aggregate_id, version) == event_id_for(aggregate_id, version)
+        assert str(fast_event_id(aggregate_id, version)) == str(event_id_for(aggregate_id, version))
