@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime
 
 from contracts.account_state import AccountAsOf
@@ -148,7 +148,7 @@ async def list_accounts(
     cursor: Annotated[str | None, Query(
         max_length=512, description="`next_cursor` of the previous page, with the same `sort` and `order`"
     )] = None,
-) -> AccountPage:
+) -> Response:
     """Accounts of the workspace, one page at a time (newest invite first unless sorted otherwise).
 
     Pages are by keyset on the sort key and the account id: accounts added while someone pages
@@ -166,7 +166,13 @@ async def list_accounts(
             422, "invalid_cursor", "Invalid cursor",
             "Pass back the next_cursor of a previous page unchanged, with the same sort and order.",
         ) from None
-    return AccountPage.model_validate({"items": items, "next_cursor": next_cursor})
+    # Validated once and written by pydantic's own serialiser: FastAPI would validate the page a
+    # second time against response_model and encode it again, for up to 200 rows.
+    return _json(AccountPage.model_validate({"items": items, "next_cursor": next_cursor}))
+
+
+def _json(model: AccountPage | AccountDetail) -> Response:
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 @router.get("/{account_id}", response_model=AccountDetail | AccountAsOf, summary="One account",
@@ -182,7 +188,7 @@ async def get_account(
         "account as it stood then, replayed from the event store (the `AccountAsOf` shape, as "
         "`.../state?as_of=`); 404 `account_not_found` if it did not exist yet",
     )] = None,
-) -> AccountDetail | AccountAsOf:
+) -> Response | AccountAsOf:
     """An account's access tab: its state, the actions allowed now, timestamps, recent
     sign-ins and delivery attempts. With `as_of`, its state at that time from the event store."""
     if as_of is not None:
@@ -194,4 +200,4 @@ async def get_account(
     if account is None:
         # Another workspace's account answers the same as a missing one: no existence leak.
         raise Problem(404, "account_not_found", "Not found", "No such account in this workspace.")
-    return AccountDetail.model_validate(account)
+    return _json(AccountDetail.model_validate(account))
