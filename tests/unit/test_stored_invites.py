@@ -18,7 +18,7 @@ RANDOM = {"timestamp", "nonce", "expires_at", "invitation_id"}  # differ between
 
 def _pair(app: Application, workspace: Workspace, cmd: InviteCommand):
     account_id = ids.account_id("acme", cmd.email)
-    fast = StoredInvites(app.mapper).build(workspace, "acme", [(cmd, account_id)], ACTOR, "manual")[0]
+    fast = StoredInvites(app.mapper).build(workspace, "acme", [(cmd, account_id)], ACTOR, "manual")[0].events
     account, invitation = _new_invite(workspace, "acme", cmd, ACTOR, "manual")
     slow = [app.mapper.to_stored_event(e) for e in (*account.collect_events(), *invitation.collect_events())]
     return fast, slow
@@ -84,5 +84,7 @@ def test_the_template_writes_what_the_transcoder_writes(monkeypatch):
     written = direct.build(workspace, "a%sb", rows, actor, "bulk")
     assert written == through_encode.build(workspace, "a%sb", rows, actor, "bulk")
     for row in written:
-        for stored in row:
+        for stored in row.events:
             assert app.mapper.transcoder.encode(app.mapper.transcoder.decode(stored.state)) == stored.state
+        sent = app.mapper.transcoder.decode(row.events[1].state)
+        assert (row.invitation_id, row.expires_at) == (row.events[1].originator_id, sent["expires_at"])
