@@ -81,7 +81,8 @@ class GmailRouter:
         if response.status_code in FALL_BACK:
             return None
         error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
-        reason = short_reason(f"{response.status_code} {error.get('status') or ''}: {error.get('message') or response.reason_phrase}")
+        message = error.get("message") or response.reason_phrase
+        reason = short_reason(f"{response.status_code} {error.get('status') or ''}: {message}")
         return SendResult("transient" if http.is_transient_status(response.status_code) else "permanent", NAME, reason)
 
     async def _fall_back(self, email: Email, workspace: str, staff_id: str, why: str) -> SendResult:
