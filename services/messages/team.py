@@ -2,7 +2,7 @@
 locked out, an auto-invite sent, a delivery that failed for good → templates/team_*/.
 
 They come from "<workspace> client portal" (never our product's name) and say why the team
-receives them. Reply-To is the workspace's contact address, like every message.
+receives them.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def neutral_branding(workspace: str) -> Branding:
 
 
 def _render(message: str, sender: Branding, fixed: dict, values: dict[str, str | None]) -> RenderedEmail:
-    return render_cached(message, {"sender": sender, **fixed}, values, from_name=team_from_name(sender),
-                         reply_to=sender.reply_to)
+    # No Reply-To: the workspace's contact address is the team itself.
+    return render_cached(message, {"sender": sender, **fixed}, values, from_name=team_from_name(sender))
 
 
 def render_invitation_accepted(
