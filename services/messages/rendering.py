@@ -91,7 +91,14 @@ def _local(when: datetime, time_zone: str | None) -> datetime:
 def format_expiry(expires_at: datetime, time_zone: str | None = "UTC") -> str:
     """`Monday 14 July 2025 at 09:30 UTC`, or `... at 10:30 Lisbon time` in the workspace's
     zone: a date in words is unambiguous for readers in any country."""
-    when = _local(expires_at, time_zone)
+    when = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=timezone.utc)
+    # Shown to the minute, so one minute's expiries (a bulk invite's) share one formatting.
+    return _format_minute(int(when.timestamp()) // 60, time_zone)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_minute(minute: int, time_zone: str | None) -> str:
+    when = datetime.fromtimestamp(minute * 60, timezone.utc).astimezone(zone(time_zone))
     return f"{when:%A} {when.day} {when:%B %Y at %H:%M} {zone_label(time_zone)}"
 
 
@@ -131,27 +138,31 @@ _TAG = secrets.token_hex(4)
 _PLACEHOLDER = re.compile(rf"zq{_TAG}x([a-z_]+)xq{_TAG}z")
 
 
+_SPECIAL = re.compile(r"[&<>\"']")  # what HTML escaping changes; most values have none
+
+
 def _placeholder(name: str) -> str:
     return f"zq{_TAG}x{name}xq{_TAG}z"
 
 
 @dataclass(frozen=True)
 class _Skeleton:
-    """A part with its placeholders split out: literal, name, literal, name, ..., literal."""
+    """A part as a `str.format` template: the literal text with its braces doubled, each
+    placeholder a `{name}` field. `format_map` fills it in one pass in C and never looks
+    into what it puts in."""
 
-    pieces: tuple[str, ...]
+    template: str
 
     @classmethod
     def of(cls, text: str) -> _Skeleton:
-        return cls(tuple(_PLACEHOLDER.split(text)))
+        pieces = _PLACEHOLDER.split(text)
+        out = []
+        for i, piece in enumerate(pieces):
+            out.append("{" + piece + "}" if i % 2 else piece.replace("{", "{{").replace("}", "}}"))
+        return cls("".join(out))
 
     def fill(self, values: Mapping[str, str]) -> str:
-        pieces = self.pieces
-        out = [pieces[0]]
-        for i in range(1, len(pieces), 2):
-            out.append(values[pieces[i]])
-            out.append(pieces[i + 1])
-        return "".join(out)
+        return self.template.format_map(values)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -185,7 +196,7 @@ def render_cached(
     raw = {k: v for k, v in values.items() if v}
     # The subject, as it appears in the HTML <title>, is one line like the header.
     subject = one_line(subject_s.fill(raw))
-    escaped = {k: str(escape(v)) for k, v in raw.items()}
+    escaped = {k: str(escape(v)) if _SPECIAL.search(v) else v for k, v in raw.items()}
     return RenderedEmail(
         subject=subject,
         html=html_s.fill(escaped),
