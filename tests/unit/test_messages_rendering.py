@@ -231,3 +231,18 @@ def test_one_skeleton_serves_every_recipient_of_a_workspace():
         render_invite(invite(name=f"Client {i}"), LINK + str(i))
     info = rendering._skeletons.cache_info()
     assert info.misses == 1 and info.hits == 49
+
+
+@pytest.mark.parametrize("name", ["Ana Lima", None, "Ana <b>&</b> \"Lima\""])
+def test_every_message_is_the_same_cached_or_from_scratch(monkeypatch, name):
+    cached = list(every_message(name, reply_to="hello@pride.example", logo_url=None))
+    from services.messages import invite as invite_module, password_reset, sign_in
+    for module in (invite_module, password_reset, sign_in, team):
+        monkeypatch.setattr(module, "render_cached", render_uncached)
+    scratch = list(every_message(name, reply_to="hello@pride.example", logo_url=None))
+    assert [m for m, _ in cached] == [m for m, _ in scratch]
+    for (message, a), (_, b) in zip(cached, scratch):
+        assert (a.subject, a.text, a.from_name, a.reply_to) == (b.subject, b.text, b.from_name, b.reply_to), message
+        assert htmllib.unescape(a.html) == htmllib.unescape(b.html), message
+        if name is None or name == "Ana Lima":
+            assert a.html == b.html, message  # nothing to escape: byte for byte
