@@ -142,7 +142,9 @@ def test_the_footer_says_who_sent_it_and_why():
 def test_the_invite_names_the_inviting_person_and_the_workspace():
     rendered = render_invite(invite(inviter="Pat"), LINK)
     assert rendered.subject == "Pat at Pride Travelers invited you to their client portal"
-    assert "Pat at Pride Travelers invited you to the Pride Travelers client portal." in rendered.text
+    assert "Pat at Pride Travelers invited you to their client portal." in rendered.text
+    other = render_invite(invite(inviter="Pat", sender_name="Pride Support"), LINK)  # the brand differs
+    assert "Pat at Pride Support invited you to the Pride Travelers client portal." in other.text
     assert rendered.from_name == "Pride Travelers"
     auto = render_invite(invite(method="auto_on_share", inviter="Pat"), LINK)
     assert auto.subject == "Pride Travelers invited you to their client portal"  # the workspace, not a person
@@ -155,7 +157,7 @@ def test_a_resend_and_a_reactivation_say_what_they_are():
     assert "any earlier one no longer works" in resend.text and "any earlier one no longer works" in resend.html
     back = render_invite(invite(method="reactivate"), LINK)
     assert back.subject == "Pride Travelers restored your access to their client portal"
-    assert "restored your access to the Pride Travelers client portal" in back.text
+    assert "Pride Travelers restored your access to their client portal." in back.text
 
 
 def test_the_portal_description_and_the_onboarding_link_when_the_workspace_has_them():
