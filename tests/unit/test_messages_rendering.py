@@ -248,3 +248,12 @@ def test_every_message_is_the_same_cached_or_from_scratch(monkeypatch, name):
         assert htmllib.unescape(a.html) == htmllib.unescape(b.html), message
         if name is None or name == "Ana Lima":
             assert a.html == b.html, message  # nothing to escape: byte for byte
+
+
+def test_braces_in_names_are_only_text():
+    # The skeleton is filled by str.format_map: braces in the template's own text (a
+    # workspace name) and in values (a client's name) must come out as typed.
+    rendered = render_invite(invite(name="{link} {0} }{", workspace_name="Pride {email}", sender_name="Pride {email}"),
+                             LINK)
+    assert "Welcome, {link} {0} }{!" in rendered.text and "Pride {email}" in rendered.text
+    assert rendered.subject == "Pride {email} invited you to their client portal"
