@@ -312,7 +312,7 @@ def main() -> None:
     parser.add_argument("--projectors", type=int, default=1, help="projector processes in the group")
     parser.add_argument("--idle-seconds", type=float, default=3.0, help="seconds to measure idle CPU")
     parser.add_argument("--bare-seconds", type=float, default=2.0, help="seconds of one-row commits")
-    parser.add_argument("--bare-messages", type=int, default=500, help="SMTP messages (x10 Kafka messages) of the bare loops")
+    parser.add_argument("--bare-messages", type=int, default=300, help="SMTP messages (x10 Kafka messages) of the bare loops")
     parser.add_argument("--settle-timeout", type=float, default=300.0, help="longest wait for a phase's emails")
     parser.add_argument("--json", type=Path, default=Path("pipeline-result.json"), help="where to write the figures")
     parser.add_argument("--keep", action="store_true", help="keep the data dir and the services' log")
