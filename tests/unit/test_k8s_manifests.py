@@ -10,6 +10,7 @@ rather than being dropped by the API server.
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 
 import kubernetes_validate
@@ -194,6 +195,18 @@ def test_every_required_setting_is_provided():
             assert variable in given, f"{process} needs {variable}"
             if field.annotation is SecretStr or SECRET_LIKE.search(variable):
                 assert variable in from_secret, f"{process}: {variable} must come from {SECRET_NAME}"
+
+
+def test_every_credential_setting_can_come_from_the_secret():
+    """Each SecretStr setting of a process (a provider token, an SMTP password) is offered from
+    the Secret, so a credential added to the settings cannot be left to a ConfigMap or a literal."""
+    workloads = {**_deployments(), "migrate": _of_kind("Job")[0]}
+    for process, settings_class in SETTINGS_OF.items():
+        (container,) = workloads[process]["spec"]["template"]["spec"]["containers"]
+        from_secret = {v["name"] for v in container.get("env", []) if "secretKeyRef" in v.get("valueFrom", {})}
+        for name, field in settings_class.model_fields.items():
+            if field.annotation is SecretStr or SecretStr in typing.get_args(field.annotation):
+                assert name.upper() in from_secret, f"{process}: {name.upper()} is not taken from {SECRET_NAME}"
 
 
 def test_image_pinned_by_tag():
