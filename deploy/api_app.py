@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from projections.query_api import router as query_router
+from projections.query_api import trips_router
 from services.common.settings import ApiSettings
 from services.invite_service.api import create_app
 
@@ -19,6 +20,7 @@ from services.invite_service.api import create_app
 def create_api(settings: ApiSettings) -> FastAPI:
     app = create_app(settings)
     app.include_router(query_router)  # /v1/workspaces/{ws}/accounts..., beside the staff command routes
+    app.include_router(trips_router)  # /v1/workspaces/{ws}/trips/{trip_id}/travelers
     return app
 
 

@@ -140,3 +140,12 @@ class ProjectorSettings(CommonSettings):
     projector_group_id: str = "porchlight-projector"
     # Access events applied per transaction (projections/batches.py); 1 applies each alone.
     projector_batch_max: int = Field(500, ge=1, le=10_000)
+
+
+class AutoinviteSettings(CommonSettings):
+    trip_shares_topic: str = topics.TRIP_SHARES
+    autoinvite_group_id: str = "porchlight-autoinvite"
+    autoinvite_workers: int = Field(
+        3, ge=1, le=64, description="Consumers in this process; useful up to the shares topic's partition count"
+    )
+    commit_batch_max: int = Field(200, ge=1, description="Most shares a group commit puts in one transaction")

@@ -1,0 +1,89 @@
+"""The auto-invite consumer: one typed handler for `trips.shares.v1`.
+
+Its own consumer group (`AUTOINVITE_GROUP_ID`), so neither the notifier's nor the
+projector's progress depends on it. Ack after processing (NACK_ON_ERROR): the offset is
+committed only once the share's decision (and invite) is in the event store; a failure seeks
+back and the share comes again. Redelivery is harmless: the trip aggregate remembers every
+share's event id (services/invite_service/commands/auto_invite.py). A message that is not a
+v1 share (bad JSON, a missing field, an unknown kind) fails validation in the handler and is
+parked on the dead-letter topic with the reason (services/common/dead_letters.py); fields a
+producer added are ignored. Starts from the earliest offset, as the other consumers do: the
+embedded broker forgets committed offsets on restart, and the trip aggregates skip repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from faststream import AckPolicy, Context
+from faststream.kafka import KafkaBroker
+
+from contracts.shares import TripShareV1
+from services.common.dead_letters import dead_letter_middleware
+from services.common.kafka import broker_logger
+from services.common.settings import AutoinviteSettings
+
+log = logging.getLogger("porchlight.autoinvite")
+
+PROCESS = "autoinvite"
+
+
+@dataclass
+class AutoinviteStats:
+    """Outcomes per kind, for the process's summary line and the benchmark."""
+
+    invited: int = 0
+    skipped: int = 0
+    later_share: int = 0
+    already_handled: int = 0
+
+    @property
+    def handled(self) -> int:
+        return self.invited + self.skipped + self.later_share + self.already_handled
+
+
+def create_autoinvite(settings: AutoinviteSettings, app: Any, stats: AutoinviteStats | None = None) -> KafkaBroker:
+    """The composition root's broker; `app` is the write side's Application (None only for documents)."""
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id="porchlight-autoinvite",
+        acks="all",  # for dead letters, the only thing it publishes
+        enable_idempotence=False,
+        logger=broker_logger(),
+        log_level=logging.DEBUG,
+        description="Porchlight auto-invite: turns the first invoice or proposal share of a trip into an invite",
+    )
+    broker.add_middleware(dead_letter_middleware(broker, settings.dlq_topic, consumer=PROCESS))
+    broker.context.set_global("portal_access", app)
+    broker.context.set_global("autoinvite_stats", stats if stats is not None else AutoinviteStats())
+    broker.subscriber(
+        settings.trip_shares_topic,
+        group_id=settings.autoinvite_group_id,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        # One Kafka consumer per worker: trips on different partitions are decided in parallel
+        # (their commits share group-commit transactions), one trip's shares stay in order.
+        max_workers=settings.autoinvite_workers,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="autoinvite.trip-shares",
+        description="Upstream share events (key: trip id). The first invoice or proposal share of a trip invites "
+        "its primary traveler with an email (else the first with one) when the workspace has auto-invite on",
+    )(on_trip_share)
+    return broker
+
+
+async def on_trip_share(
+    msg: TripShareV1,
+    app: Annotated[Any, Context("portal_access")],
+    stats: Annotated[AutoinviteStats, Context("autoinvite_stats")],
+) -> None:
+    result = await app.auto_invite(msg)
+    setattr(stats, result.outcome, getattr(stats, result.outcome) + 1)
+    if result.outcome in ("invited", "skipped"):
+        log.info(
+            "trip %s/%s first %s share %s: %s%s",
+            msg.workspace, msg.trip_id, msg.kind, msg.event_id, result.outcome,
+            f" ({result.reason})" if result.reason else f" account {result.account_id}",
+        )
