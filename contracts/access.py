@@ -90,7 +90,10 @@ class Actor(_Contract):
     kind: Literal["staff", "client", "system"]
     id: str | None = Field(None, description="Staff user id (JWT `sub`) or portal account id", examples=["staff-42"])
     reason: str | None = Field(None, description="Why the system acted", examples=["first invoice share"])
-    cause: Cause | None = Field(None, description="For the system: the upstream event it acted on")
+    # Left out when absent, so every actor recorded before it reads (and publishes) as it did.
+    cause: Cause | None = Field(
+        None, description="For the system: the upstream event it acted on", exclude_if=lambda v: v is None
+    )
 
 
 # Payloads: one model per event type.
