@@ -75,11 +75,11 @@ async def raw_consume_rate(bootstrap: str, topic: str, count: int) -> float:
         await consumer.stop()
 
 
-async def consumer_rate(url: str, bootstrap: str, topic: str, count: int, workers: int) -> tuple[float, dict]:
+async def consumer_rate(url: str, bootstrap: str, topic: str, count: int, batch_max: int) -> tuple[float, dict]:
     stats = AutoinviteStats()
     settings = AutoinviteSettings(
         database_url=url, kafka_bootstrap_servers=bootstrap, trip_shares_topic=topic,
-        autoinvite_group_id=f"bench-{secrets.token_hex(3)}", autoinvite_workers=workers,
+        autoinvite_group_id=f"bench-{secrets.token_hex(3)}", autoinvite_batch_max=batch_max,
         dlq_topic=f"bench.dlq.{secrets.token_hex(3)}",
     )
     task = asyncio.create_task(run(settings, stats))
@@ -100,7 +100,7 @@ async def consumer_rate(url: str, bootstrap: str, topic: str, count: int, worker
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trips", type=int, default=2000)
-    parser.add_argument("--workers", type=int, default=3, help="AUTOINVITE_WORKERS")
+    parser.add_argument("--batch-max", type=int, default=200, help="AUTOINVITE_BATCH_MAX")
     args = parser.parse_args()
     with database() as url, broker() as bootstrap:
         asyncio.run(migrate(url, bootstrap))
@@ -114,9 +114,9 @@ def main() -> None:
         messages = shares(ws, args.trips)
         asyncio.run(publish(bootstrap, topic, messages))
         raw = asyncio.run(raw_consume_rate(bootstrap, topic, len(messages)))
-        handled, outcomes = asyncio.run(consumer_rate(url, bootstrap, topic, len(messages), args.workers))
+        handled, outcomes = asyncio.run(consumer_rate(url, bootstrap, topic, len(messages), args.batch_max))
     size = len(messages[0].model_dump_json())
-    print(f"\n{len(messages):,} share events ({args.trips:,} trips x 2), ~{size} bytes, {args.workers} consumers")
+    print(f"\n{len(messages):,} share events ({args.trips:,} trips x 2), ~{size} bytes, batches of up to {args.batch_max}")
     print(f"outcomes: {outcomes}")
     print(f"{'measurement':<52}{'events/s':>10}")
     print(f"{'baseline: raw aiokafka consume of the same messages':<52}{raw:>10,.0f}")

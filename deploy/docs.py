@@ -67,7 +67,9 @@ def asyncapi() -> dict[str, Any]:
     )
     notifier, _ = create_notifier(_settings(NotifierSettings))
     projector = create_projector(_settings(ProjectorSettings), pool=None)
-    autoinvite = create_autoinvite(_settings(AutoinviteSettings), app=None)  # trips.shares.v1, inbound
+    # trips.shares.v1, inbound. Documented from the one-share subscriber, whose typed handler
+    # gives the topic its TripShareV1 payload; the default batch subscriber reads the same messages.
+    autoinvite = create_autoinvite(_settings(AutoinviteSettings).model_copy(update={"autoinvite_batch_max": 1}), app=None)
     spec = AsyncAPI(relay, notifier, *projector, autoinvite, title="Porchlight", version="0.1.0",
                     description="Topics of the Porchlight invitation and access service")
     return spec.to_specification().to_jsonable()

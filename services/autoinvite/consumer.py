@@ -1,4 +1,5 @@
-"""The auto-invite consumer: one typed handler for `trips.shares.v1`.
+"""The auto-invite consumer of `trips.shares.v1`: a fetched batch at a time (batch.py), or
+one typed handler per share with AUTOINVITE_BATCH_MAX=1.
 
 Its own consumer group (`AUTOINVITE_GROUP_ID`), so neither the notifier's nor the
 projector's progress depends on it. Ack after processing (NACK_ON_ERROR): the offset is
@@ -21,6 +22,7 @@ from faststream import AckPolicy, Context
 from faststream.kafka import KafkaBroker
 
 from contracts.shares import TripShareV1
+from services.autoinvite import batch
 from services.common.dead_letters import dead_letter_middleware
 from services.common.kafka import broker_logger
 from services.common.settings import AutoinviteSettings
@@ -58,19 +60,31 @@ def create_autoinvite(settings: AutoinviteSettings, app: Any, stats: AutoinviteS
     broker.add_middleware(dead_letter_middleware(broker, settings.dlq_topic, consumer=PROCESS))
     broker.context.set_global("portal_access", app)
     broker.context.set_global("autoinvite_stats", stats if stats is not None else AutoinviteStats())
-    broker.subscriber(
-        settings.trip_shares_topic,
+    options = dict(
         group_id=settings.autoinvite_group_id,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        # One Kafka consumer per worker: trips on different partitions are decided in parallel
-        # (their commits share group-commit transactions), one trip's shares stay in order.
-        max_workers=settings.autoinvite_workers,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="autoinvite.trip-shares",
-        description="Upstream share events (key: trip id). The first invoice or proposal share of a trip invites "
-        "its primary traveler with an email (else the first with one) when the workspace has auto-invite on",
-    )(on_trip_share)
+    )
+    about = ("Upstream share events (key: trip id). The first invoice or proposal share of a trip invites its "
+             "primary traveler with an email (else the first with one) when the workspace has auto-invite on")
+    if settings.autoinvite_batch_max > 1:
+        broker.subscriber(
+            settings.trip_shares_topic,
+            batch=True,
+            max_records=settings.autoinvite_batch_max,
+            batch_timeout_ms=settings.kafka_fetch_max_wait_ms,
+            parser=batch.parse_batch,
+            decoder=batch.raw_bodies,
+            description=about + "; a fetched batch at a time, each record a TripShareV1 (see trip-share-v1.json)",
+            **options,
+        )(batch.on_share_batch)
+    else:
+        # One Kafka consumer per worker: partitions are decided in parallel, each in order.
+        broker.subscriber(
+            settings.trip_shares_topic, description=about, max_workers=settings.autoinvite_workers, **options
+        )(on_trip_share)
     return broker
 
 
@@ -79,6 +93,11 @@ async def on_trip_share(
     app: Annotated[Any, Context("portal_access")],
     stats: Annotated[AutoinviteStats, Context("autoinvite_stats")],
 ) -> None:
+    """One share (AUTOINVITE_BATCH_MAX=1): FastStream validates it against the contract."""
+    await handle(msg, app, stats)
+
+
+async def handle(msg: TripShareV1, app: Any, stats: AutoinviteStats) -> None:
     result = await app.auto_invite(msg)
     setattr(stats, result.outcome, getattr(stats, result.outcome) + 1)
     if result.outcome in ("invited", "skipped"):

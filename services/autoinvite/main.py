@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from services.autoinvite.consumer import PROCESS, AutoinviteStats, create_autoinvite
 from services.common.consumer_errors import DATABASE
@@ -26,6 +27,9 @@ async def run(settings: AutoinviteSettings, stats: AutoinviteStats | None = None
     app = await asyncio.to_thread(
         PortalAccess, eventsourcing_env(settings.database_url), commit_batch_max=settings.commit_batch_max
     )
+    # A batch's shares read their trips concurrently, each in a thread waiting on PostgreSQL: more
+    # threads than asyncio's default (cores + 4), fewer than the library's connections (8 + 8).
+    app.read_executor = ThreadPoolExecutor(settings.autoinvite_threads, "autoinvite-read")
     pool = await create_pool(settings.database_url, max_size=2)  # the heartbeat and the probe
     stats = stats if stats is not None else AutoinviteStats()
     broker = create_autoinvite(settings, app, stats)
@@ -46,5 +50,6 @@ async def _shutdown(broker, pool, app: PortalAccess, stats: AutoinviteStats) -> 
     await stop_consuming(broker)
     await pool.close()
     await asyncio.to_thread(app.close)
+    app.read_executor.shutdown(wait=False)
     log.info("autoinvite stopped: %d invited, %d skipped, %d later shares, %d repeats",
              stats.invited, stats.skipped, stats.later_share, stats.already_handled)

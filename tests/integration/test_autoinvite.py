@@ -264,9 +264,21 @@ async def test_a_redelivered_share_is_a_no_op_for_the_command(access):
     assert _trip(access, ws, "T-again").version == 1
 
 
+@pytest.mark.parametrize("batch_max", [200, 1], ids=["batches", "one-at-a-time"])
 async def test_malformed_shares_are_dead_lettered_and_added_fields_ignored(
-    access, autoinvite, shares_topic, kafka_bootstrap, topic_names
+    access, base_env, shares_topic, kafka_bootstrap, topic_names, monkeypatch, batch_max
 ):
+    for name, value in {**base_env, "TRIP_SHARES_TOPIC": shares_topic}.items():
+        monkeypatch.setenv(name, value)
+    consumer = asyncio.create_task(run(_settings(autoinvite_batch_max=batch_max)))
+    try:
+        await _dead_letters_and_added_fields(access, shares_topic, kafka_bootstrap, topic_names)
+    finally:
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+
+
+async def _dead_letters_and_added_fields(access, shares_topic, kafka_bootstrap, topic_names):
     ws = await workspace(access)
     good = share(ws, "T-4", person("Ana", primary=True))
     body = json.loads(good.model_dump_json())

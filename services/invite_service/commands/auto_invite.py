@@ -20,8 +20,10 @@ a candidate are decisions too: recorded on the trip with their reason, never ret
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -39,6 +41,7 @@ AUTO_METHOD = "auto_on_share"
 AUTO_ROLE = "customer"  # travelers are the agency's customers; staff may change nothing here
 RACE_ATTEMPTS = 5  # re-checks after losing a race; each loss means someone else's write committed
 
+T = TypeVar("T")
 Outcome = Literal["invited", "skipped", "later_share", "already_handled"]
 
 
@@ -90,6 +93,13 @@ def candidate(travelers: list[Traveler]) -> Traveler | None:
 
 
 class AutoInviteCommands:
+    # Where the command's event-store reads run: asyncio's default executor unless the process
+    # gives it a pool of its own (services/autoinvite/main.py).
+    read_executor: Executor | None = None
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.read_executor, fn, *args)
+
     async def auto_invite(self, share: TripShareV1) -> AutoInviteResult:
         """Record the share on its trip and, on the trip's first share, invite its one candidate."""
         for _ in range(RACE_ATTEMPTS):
@@ -116,7 +126,7 @@ class AutoInviteCommands:
             "occurred_at": share.occurred_at.isoformat(),
         }
         travelers = [_traveler_record(slug, t) for t in share.travelers]
-        trip = await asyncio.to_thread(self._get_trip, trip_id)
+        trip = await self._read(self._get_trip, trip_id)
         if trip is not None:
             if not trip.record_share(share=share_info, travelers=travelers, actor=actor):
                 return AutoInviteResult("already_handled", trip_id)
@@ -139,9 +149,9 @@ class AutoInviteCommands:
         """The decision to record on the trip, and the aggregates an invite creates (none when skipped)."""
         slug = share.workspace
         try:
-            # Read fresh, not through the invite path's one-second cache: a toggle turned off
-            # must hold for the very next share.
-            workspace = await asyncio.to_thread(self.get_workspace, slug)
+            # Through the invite path's cache (re-read at most once a second): a settings change
+            # reaches auto-invite within a second, as it reaches staff invites on other replicas.
+            workspace = await self._workspace_for_invite(slug)
         except WorkspaceNotFound:
             return _skipped("unknown_workspace"), ()
         if not workspace.settings.get("auto_invite_on_first_share"):
@@ -156,7 +166,7 @@ class AutoInviteCommands:
         email = _identity(chosen.email)
         assert email is not None
         account_id = ids.account_id(slug, email)
-        if await asyncio.to_thread(self._existing_accounts, [account_id]):  # pending, active or disabled alike
+        if await self._read(self._existing_accounts, [account_id]):  # pending, active or disabled alike
             return _skipped("account_exists", account_id=str(account_id), email=email), ()
         command = InviteCommand(
             email=email,
