@@ -8,7 +8,8 @@ claims the event, then calls `record`):
   `account_status` through the account id the write side derived from the email, so an
   invite, claim or disable shows at once without touching the trip.
 - `account_status` rows with status `not_invited` for contacts seen in shares that have no
-  account yet, with the trips they travel on as `trip` resources. AccountCreated or
+  account yet, with the trips they travel on as `trip` resources (sorted, whatever the order
+  the trips' events arrive in). AccountCreated or
   InviteSent turns such a row pending (status_list.py); a row of an existing account is
   never touched here. Either order of a trip event and an account event ends in the same
   row, which replay's reordering between keys relies on (deploy/replay_batch.py).
@@ -64,8 +65,9 @@ async def record(conn: asyncpg.Connection, msg: TripFirstSharedV1 | TripSharedV1
                                         invited_at, updated_at)
             VALUES ($1, $2, lower(btrim($3)), $4, $5, $6, $7::jsonb, 'not_invited', $8, $8)
             ON CONFLICT (account_id) DO UPDATE SET
-                resources = CASE WHEN account_status.resources @> EXCLUDED.resources THEN account_status.resources
-                                 ELSE account_status.resources || EXCLUDED.resources END,
+                -- A sorted set: trips arrive on different partitions in any order, and replay must match.
+                resources = (SELECT jsonb_agg(DISTINCT r ORDER BY r)
+                             FROM jsonb_array_elements(account_status.resources || EXCLUDED.resources) r),
                 invited_at = LEAST(account_status.invited_at, EXCLUDED.invited_at),
                 updated_at = GREATEST(account_status.updated_at, EXCLUDED.updated_at)
             WHERE account_status.status = 'not_invited'

@@ -4,6 +4,7 @@ relay → broker → projector → the query API."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -17,8 +18,14 @@ from services.invite_service.application import PortalAccess
 from services.invite_service.relay import Relay
 from tests.helpers import poll_until, unique
 from tests.integration.conftest import auth
+from tests.integration.databases import own_database  # noqa: F401 - fixture of `live`
 from tests.integration.test_autoinvite import person, publish, share
+from tests.integration.test_replay import live, projected_everything  # noqa: F401 - `live` is a fixture
 from contracts.shares import Traveler
+from deploy.replay import Replay
+from services.invite_service.application import InviteCommand
+
+STAFF = {"kind": "staff", "id": "staff-1", "reason": None}
 
 
 @pytest.fixture
@@ -97,3 +104,35 @@ async def test_travelers_strip_and_not_invited_rows(api, staff_token, pipeline, 
     assert listed == []
     row = (await api.get(f"/v1/workspaces/{ws}/accounts", headers=headers, params={"email": ben.email})).json()["items"]
     assert [(r["status"], r["invited_by"]) for r in row] == [("pending", "staff-1")]
+
+
+async def test_replay_rebuilds_the_travelers_and_not_invited_rows_as_live(live):
+    """Trip events through the live projector, then `porchlight replay`: the same rows."""
+    app, pool, _ = live
+    ws = unique("ws")
+    await app.configure_workspace(ws, {"plan": "pro", "auto_invite_on_first_share": True}, STAFF)
+    ana, ben, dee = person("Ana", primary=True), person("Ben"), person("Dee", primary=True)
+    await app.invite(ws, InviteCommand(email=dee.email, name="Dee", role="customer"), STAFF)  # has an account
+    for trip in (share(ws, "T-1", ana, ben, Traveler(name="Cy")), share(ws, "T-2", dee, ben),
+                 share(ws, "T-1", ben, kind="proposal"), share(ws, "T-3", dee, ben)):
+        await app.auto_invite(trip)
+    await poll_until(lambda: projected_everything(app, pool), what="the live projection")
+    live_rows = await _rows(pool, ws)
+    statuses = {r["email"]: r["status"] for r in live_rows["account_status"]}
+    assert statuses == {ana.email: "pending", ben.email: "not_invited", dee.email: "pending"}
+    ben_row = next(r for r in live_rows["account_status"] if r["email"] == ben.email)
+    assert [r["id"] for r in json.loads(ben_row["resources"])] == ["T-1", "T-2", "T-3"]
+    assert len(live_rows["trip_travelers"]) == 7
+
+    await Replay(app, pool, page_size=3).run()  # small pages: trip and account events in different waves
+
+    assert await _rows(pool, ws) == live_rows
+
+
+async def _rows(pool, ws: str) -> dict[str, list[dict]]:
+    return {
+        "account_status": [dict(r) for r in await pool.fetch(
+            "SELECT * FROM account_status WHERE workspace = $1 ORDER BY account_id", ws)],
+        "trip_travelers": [dict(r) for r in await pool.fetch(
+            "SELECT * FROM trip_travelers WHERE workspace = $1 ORDER BY trip_id, traveler_key", ws)],
+    }
