@@ -147,8 +147,8 @@ def autoinvite() -> None:
 def publish_share(
     workspace: Annotated[str, typer.Option(help="Workspace slug")],
     trip: Annotated[str, typer.Option(help="The trip's id")],
-    traveler: Annotated[list[str], typer.Option(help="'Name <email>' (repeat for each traveler; the first "
-                                                     "--primary marks the traveler before it)")] = [],  # noqa: B006
+    traveler: Annotated[list[str], typer.Option(help="'Name <email>', an email or a name; repeat for each "
+                                                     "traveler, in the trip's order")] = [],  # noqa: B006
     kind: Annotated[str, typer.Option(help="invoice or proposal")] = "invoice",
     primary: Annotated[bool, typer.Option(help="The first --traveler is the primary traveler")] = False,
     shared_by: Annotated[str | None, typer.Option(help="Who shared it (a staff id)")] = None,

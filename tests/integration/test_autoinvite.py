@@ -325,3 +325,26 @@ async def test_a_confluent_kafka_producer_is_handled_like_aiokafka(access, autoi
 
     decision = (await trip_at(access, ws, "T-5")).auto_invite
     assert decision["outcome"] == "invited" and decision["email"] == first.travelers[0].email
+
+
+async def test_publish_share_cli_reaches_the_consumer(access, autoinvite, shares_topic, kafka_bootstrap, base_env):
+    import os
+    import subprocess
+    import sys
+
+    ws = await workspace(access)
+    email = f"{unique('ana')}@example.com"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TRIP_SHARES_TOPIC": shares_topic}
+    env.pop("DATABASE_URL", None)  # publishing needs only the broker
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "deploy.cli", "publish-share", "--workspace", ws, "--trip", "T-cli", "--kind", "proposal",
+         "--traveler", "Ben Lima", "--traveler", f"Ana Lima <{email}>", "--shared-by", "agent-9"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    published = TripShareV1.model_validate_json(done.stdout.strip().splitlines()[-1])
+    assert [t.email for t in published.travelers] == [None, email]
+
+    decision = (await trip_at(access, ws, "T-cli")).auto_invite
+    assert decision["outcome"] == "invited" and decision["email"] == email

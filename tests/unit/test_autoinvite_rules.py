@@ -56,3 +56,27 @@ def test_a_trip_remembers_every_share_and_decides_once():
     assert trip.record_share(share=later, travelers=[], actor=SYSTEM)
     assert not trip.record_share(share=later, travelers=[], actor=SYSTEM)
     assert trip.version == 2 and trip.auto_invite["reason"] == "no_candidate"
+
+
+def test_the_documents_give_upstream_teams_the_share_contract():
+    import json
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    asyncapi = json.loads((docs / "asyncapi.json").read_text())
+    [channel] = [c for c in asyncapi["channels"].values() if c["address"] == "trips.shares.v1"]
+    [message] = [asyncapi["components"]["messages"][m["$ref"].rsplit("/", 1)[1]] for m in channel["messages"].values()]
+    assert message["payload"]["$ref"].endswith("/TripShareV1")
+    schema = json.loads((docs / "schemas" / "trip-share-v1.json").read_text())
+    assert {"event_id", "workspace", "trip_id", "kind", "occurred_at"} <= set(schema["required"])
+    assert schema["properties"]["kind"]["enum"] == ["invoice", "proposal"]
+    assert (docs / "openapi.json").read_text().count("/v1/workspaces/{ws}/trips/{trip_id}/travelers") == 1
+
+
+def test_publish_share_reads_travelers_as_people_type_them():
+    from deploy.publish_share import parse_traveler
+
+    assert parse_traveler("Ana Lima <ana@example.com>", primary=True) == Traveler(
+        name="Ana Lima", email="ana@example.com", primary=True)
+    assert parse_traveler("ben@example.com") == Traveler(email="ben@example.com")
+    assert parse_traveler("Cy") == Traveler(name="Cy")
