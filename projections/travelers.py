@@ -11,7 +11,8 @@ claims the event, then calls `record`):
   account yet, with the trips they travel on as `trip` resources (sorted, whatever the order
   the trips' events arrive in). AccountCreated or
   InviteSent turns such a row pending (status_list.py); a row of an existing account is
-  never touched here. Either order of a trip event and an account event ends in the same
+  never touched here. Its `updated_at` is -infinity (no account event has changed it), so the
+  first account event sets it as it would on a fresh row. Either order of a trip event and an account event ends in the same
   row, which replay's reordering between keys relies on (deploy/replay_batch.py).
 
 Only `execute` writes, so replay can queue them; timestamps come from the events.
@@ -63,13 +64,12 @@ async def record(conn: asyncpg.Connection, msg: TripFirstSharedV1 | TripSharedV1
             """
             INSERT INTO account_status (account_id, workspace, email, name, phone, contact_id, resources, status,
                                         invited_at, updated_at)
-            VALUES ($1, $2, lower(btrim($3)), $4, $5, $6, $7::jsonb, 'not_invited', $8, $8)
+            VALUES ($1, $2, lower(btrim($3)), $4, $5, $6, $7::jsonb, 'not_invited', $8, '-infinity')
             ON CONFLICT (account_id) DO UPDATE SET
                 -- A sorted set: trips arrive on different partitions in any order, and replay must match.
                 resources = (SELECT jsonb_agg(DISTINCT r ORDER BY r)
                              FROM jsonb_array_elements(account_status.resources || EXCLUDED.resources) r),
-                invited_at = LEAST(account_status.invited_at, EXCLUDED.invited_at),
-                updated_at = GREATEST(account_status.updated_at, EXCLUDED.updated_at)
+                invited_at = LEAST(account_status.invited_at, EXCLUDED.invited_at)
             WHERE account_status.status = 'not_invited'
             """,
             traveler.account_id, msg.workspace, traveler.email, traveler.name, traveler.phone,
