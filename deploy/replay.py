@@ -55,7 +55,7 @@ KEPT_PROJECTIONS = (deliveries.PROJECTION,)
 # What replay rebuilds, and the handlers that build it: the live projector's for the access
 # topic (projections/consumer.py). A table in projections/schema.sql in neither list stops
 # replay before it swaps anything: rebuilt by nobody, it would be swapped in empty.
-REBUILT_TABLES = ("account_status", "projection_applied", "projection_positions")
+REBUILT_TABLES = ("account_status", "projection_applied", "projection_positions", "trip_travelers")
 ACCESS_HANDLERS = (status_list.HANDLERS, status_list.on_other_event)
 SWAP_ATTEMPTS = 5  # a deadlock with the live projector aborts the swap; it is then tried again
 

@@ -21,9 +21,10 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response, StreamingResponse
 from pydantic import AwareDatetime
 
+from contracts.account_actions import allowed_actions
 from contracts.account_state import AccountAsOf
-from projections import positions, queries
-from projections.views import AccountCounts, AccountDetail, AccountPage, AccountState
+from projections import positions, queries, travelers
+from projections.views import AccountCounts, AccountDetail, AccountPage, AccountState, TripTravelers
 from services.common.deps import AccountAsOfReader, ReadPool, StaffReader
 from services.common.problems import Problem, problem_responses
 
@@ -201,3 +202,29 @@ async def get_account(
         # Another workspace's account answers the same as a missing one: no existence leak.
         raise Problem(404, "account_not_found", "Not found", "No such account in this workspace.")
     return _json(AccountDetail.model_validate(account))
+
+
+# The travelers strip of a trip page: its own prefix, so the API's composition root mounts it too.
+trips_router = APIRouter(
+    prefix="/v1/workspaces/{ws}/trips",
+    tags=["trips"],
+    responses=problem_responses({
+        401: "Missing, malformed or expired staff token (`unauthorized`)",
+        404: "A token for another workspace (`not_found`)",
+        422: "Bad query parameter (`validation_error`)",
+        503: "The projection has not applied `min_position` yet (`not_caught_up`, with Retry-After)",
+    }),
+)
+
+
+@trips_router.get(
+    "/{trip_id}/travelers", response_model=TripTravelers, summary="A trip's travelers", dependencies=[CaughtUp]
+)
+async def trip_travelers(ws: str, trip_id: str, staff: StaffReader, pool: ReadPool) -> TripTravelers:
+    """The travelers seen in the trip's share events (`trips.shares.v1`), each with their portal
+    status for the pill beside them and the `actions` for the adaptive button. A trip never
+    shared has none."""
+    rows = await travelers.trip_travelers(pool, ws, trip_id)
+    for row in rows:
+        row["actions"] = allowed_actions(row["status"])
+    return TripTravelers.model_validate({"trip_id": trip_id, "travelers": rows})

@@ -16,6 +16,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification, Recording, StoredEvent
 from eventsourcing.utils import get_topic
 
+from services.invite_service.commands.auto_invite import AutoInviteCommands, AutoInviteResult
 from services.invite_service.commands.claims import ClaimCommands, ClaimResult
 from services.invite_service.commands.invitations import (
     InvitationCommands,
@@ -29,10 +30,12 @@ from services.invite_service.domain.portal_account import PortalAccount
 from services.invite_service.event_store import SideRow, SideRowRecorder
 from services.invite_service.group_commit import GroupCommitter
 
-__all__ = ["ClaimResult", "Configured", "InviteCommand", "InviteResult", "PortalAccess"]
+__all__ = ["AutoInviteResult", "ClaimResult", "Configured", "InviteCommand", "InviteResult", "PortalAccess"]
 
 
-class PortalAccess(WorkspaceCommands, InvitationCommands, ClaimCommands, LifecycleCommands, Application):
+class PortalAccess(
+    WorkspaceCommands, InvitationCommands, ClaimCommands, LifecycleCommands, AutoInviteCommands, Application
+):
     name = "porchlight"  # the event store table is porchlight_events
 
     def __init__(

@@ -50,6 +50,8 @@ def origin_of_created(event: Any) -> Origin:
     """Workspace and account of an aggregate, read from its first event."""
     if hasattr(event, "slug"):  # WorkspaceCreated
         return event.slug, None
+    if hasattr(event, "trip_id"):  # TripFirstShared: a trip belongs to no account
+        return event.workspace, None
     if hasattr(event, "account_id"):  # InviteSent: an invitation belongs to an account
         return event.workspace, event.account_id
     return event.workspace, event.originator_id  # AccountCreated
