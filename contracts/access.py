@@ -94,6 +94,10 @@ class Actor(_Contract):
     cause: Cause | None = Field(
         None, description="For the system: the upstream event it acted on", exclude_if=lambda v: v is None
     )
+    name: str | None = Field(
+        None, description="The staff member's display name, when the host app's token carries one (`name` claim)",
+        examples=["Pat"], exclude_if=lambda v: v is None,
+    )
 
 
 # Payloads: one model per event type.

@@ -19,7 +19,7 @@ from psycopg.sql import SQL, Identifier
 from services.common import tokens
 from services.invite_service.domain import ids
 from services.invite_service.domain.errors import DomainError, DuplicateEmail
-from services.invite_service.domain.invitation import Invitation
+from services.invite_service.domain.invitation import Invitation, inviter_of
 from services.invite_service.domain.portal_account import PortalAccount
 from services.invite_service.domain.workspace import BUILT_IN_ROLES, Workspace
 
@@ -204,6 +204,7 @@ class StoredInvites:
         randomness = os.urandom(16 * len(rows))
         ttl = timedelta(hours=workspace.settings["invite_ttl_hours"])
         sender = workspace.sender
+        inviter = inviter_of(actor)
         encode = self._mapper.transcoder.encode
         compressor, cipher = self._mapper.compressor, self._mapper.cipher
         if self._direct:
@@ -223,7 +224,9 @@ class StoredInvites:
                 + ',"workspace":' + fixed(slug)
                 + ',"account_id":{"_type_":"uuid_hex","_data_":"%s"},"email":%s,"name":%s,"nonce":%s,'
                 '"expires_at":{"_type_":"datetime_iso","_data_":"%s"},"channels":%s,"method":' + fixed(method)
-                + ',"sender":' + fixed(sender) + ',"actor":' + fixed(actor) + "}"
+                + ',"sender":' + fixed(sender) + ',"actor":' + fixed(actor)
+                + ',"inviter_name":' + fixed(inviter["inviter_name"])
+                + ',"inviter_staff_id":' + fixed(inviter["inviter_staff_id"]) + ',"phone":%s}'
             )
         out = []
         for index, ((cmd, account_id), nonce) in enumerate(zip(rows, nonces, strict=True)):
@@ -238,7 +241,7 @@ class StoredInvites:
                     )).encode(),
                     (invitation_json % (
                         at, account_id.hex, value(cmd.address or cmd.email), value(cmd.name), value(nonce),
-                        (now + ttl).isoformat(), value(list(cmd.channels)),
+                        (now + ttl).isoformat(), value(list(cmd.channels)), value(cmd.phone),
                     )).encode(),
                 )
             else:
@@ -270,6 +273,8 @@ class StoredInvites:
                         "method": method,
                         "sender": sender,
                         "actor": actor,
+                        **inviter,
+                        "phone": cmd.phone,
                     }),
                 )
             events = []
@@ -311,6 +316,8 @@ def _new_invite(
         method=method,
         sender=workspace.sender,
         actor=actor,
+        phone=cmd.phone,
+        **inviter_of(actor),
     )
     account = PortalAccount(
         workspace=slug,
