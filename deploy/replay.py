@@ -1,16 +1,18 @@
 """`porchlight replay`: rebuild every read model from the event store, then swap it in at once.
 
 Rule 3 of the architecture: read models are disposable. Replay reads the notification log
-through the shared log follower (not Kafka), makes each stored event into the envelope the
-relay would publish (services/invite_service/envelopes.py) and hands it to the live
-projector's own typed handlers (projections/status_list.py), so the rows are built by the
-same code, a page at a time (deploy/replay_batch.py).
+through the shared log follower (not Kafka), decodes each stored event straight into its
+facts (services/invite_service/stored_facts.py) and folds them into rows with the live
+projector's own rules (projections/status_rows.py: what each event does to a row, the one
+definition both apply), in memory, then writes each table with one COPY
+(deploy/replay_batch.py).
 
     build  : schema `porchlight_replay`, the projections' DDL (projections/schema.sql) run
-             in it; the whole log applied there. The API and the live projector meanwhile
+             in it; the whole log folded, then copied there. The API and the live projector meanwhile
              use the live tables, untouched.
     swap   : one transaction. Lock the live tables (the projector and the API wait, briefly),
-             apply the tail of the log that arrived during the build, move the live tables
+             fold the tail of the log that arrived during the build and upsert the rows it
+             touched, move the live tables
              out and the rebuilt ones in (`ALTER TABLE ... SET SCHEMA`), drop the old ones.
              Anything the projector applied to the old tables came from the log, so the
              tail covers it; nothing is applied to them once the lock is held.
@@ -27,7 +29,6 @@ each rebuilt account's last delivery is filled in from it, as the handlers do li
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,12 +37,12 @@ from pathlib import Path
 import asyncpg
 from eventsourcing.persistence import Notification
 
-from deploy.replay_batch import BatchProjector, apply_page
-from projections import deliveries, status_list
-from services.common.event_routing import route
+from deploy.replay_batch import ReadModelFold
+from projections import deliveries, status_list, status_rows
+from services.common.event_routing import handled_type
 from services.common.log_follower import LogFollower, set_position
 from services.invite_service.application import PortalAccess
-from services.invite_service.envelopes import LogEnvelopes
+from services.invite_service.stored_facts import StoredFacts
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,11 @@ FOLLOWER_NAME = "replay"
 # Not from the event store: kept as they are, never rebuilt (see the module's docstring).
 KEPT_TABLES = ("account_deliveries",)
 KEPT_PROJECTIONS = (deliveries.PROJECTION,)
-# What replay rebuilds, and the handlers that build it: the live projector's for the access
-# topic (projections/consumer.py). A table in projections/schema.sql in neither list stops
-# replay before it swaps anything: rebuilt by nobody, it would be swapped in empty.
+# What replay rebuilds, with the live projector's rules (status_rows.EFFECTS). A table in
+# projections/schema.sql in neither list stops replay before it swaps anything: rebuilt by
+# nobody, it would be swapped in empty. So does a live handler (status_list.HANDLERS) for an
+# event type the rules do not know: replay would leave out what it does.
 REBUILT_TABLES = ("account_status", "projection_applied", "projection_positions", "trip_travelers")
-ACCESS_HANDLERS = (status_list.HANDLERS, status_list.on_other_event)
 SWAP_ATTEMPTS = 5  # a deadlock with the live projector aborts the swap; it is then tried again
 
 Progress = Callable[[int, int, int], None]  # (events this page, position reached, head of the log)
@@ -85,40 +86,38 @@ class Replay:
         self._pool = pool
         self._page_size = page_size
         self._progress = progress
-        self._envelopes = LogEnvelopes(app, max_origins=1_000_000)
-        self._handler_for = route(ACCESS_HANDLERS[0], otherwise=ACCESS_HANDLERS[1])
-        self._projector = BatchProjector()
-        self._conn: asyncpg.Connection | None = None
-        self._writing: asyncio.Task | None = None
+        self._facts = StoredFacts(app)
+        self._model = ReadModelFold()
+        self._folding: asyncio.Task | None = None
         self._deferred_indexes: list[str] = []
-        self.events = 0
+
+    @property
+    def events(self) -> int:
+        return self._model.events
 
     async def _apply(self, page: Sequence[Notification]) -> None:
-        """The follower's page handler: decodes the page while the previous one is being written,
-        then starts writing it (decoding is Python CPU, writing mostly waits on PostgreSQL).
+        """The follower's page handler: the page is folded while the follower reads the next one
+        (reading waits on PostgreSQL in a thread; folding is Python CPU on the event loop).
 
-        So the follower stores a page's position before that page has committed. Harmless
-        here: a replay never resumes from its stored position (it starts from 0 every time,
-        into tables it has just created), and the build is only swapped in after `_drain`.
-        """
-        assert self._conn is not None
-        envelopes = self._envelopes(page)
+        So the follower stores a page's position before that page is folded. Harmless here: a
+        replay never resumes from its stored position (it starts from 0 every time), and
+        nothing is swapped in before `_drain`."""
         await self._drain()
-        self._writing = asyncio.create_task(
-            apply_page(self._conn, self._projector, envelopes, self._handler_for, _redone_at_swap)
-        )
-        self.events += len(page)
+        self._folding = asyncio.create_task(self._fold(page))
         if self._progress is not None:
             self._progress(len(page), page[-1].id, self._app.recorder.max_notification_id() or 0)
 
+    async def _fold(self, page: Sequence[Notification]) -> None:
+        self._model.fold(self._facts(page))
+
     async def _drain(self, raising: bool = True) -> None:
-        """Wait for the page being written, if any."""
-        writing, self._writing = self._writing, None
-        if writing is not None:
+        """Wait for the page being folded, if any."""
+        folding, self._folding = self._folding, None
+        if folding is not None:
             if raising:
-                await writing
+                await folding
             else:
-                await asyncio.gather(writing, return_exceptions=True)
+                await asyncio.gather(folding, return_exceptions=True)
 
     async def run(self) -> ReplayResult:
         loop = asyncio.get_running_loop()
@@ -129,11 +128,13 @@ class Replay:
             if not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext('porchlight-replay'))"):
                 raise ReplayBusy("another replay is running")
             try:
+                _check_rules()
                 tables = await self._create_tables(conn, live)
                 follower = LogFollower(self._app.recorder, self._pool, FOLLOWER_NAME, page_size=self._page_size)
                 await set_position(self._pool, FOLLOWER_NAME, 0)  # from the start of the log, every time
                 built = await follower.catch_up(self._apply)
                 await self._drain()
+                await self._model.write_all(conn)
                 for indexdef in self._deferred_indexes:
                     await conn.execute(indexdef)
                 log.info("replay built %s up to position %d; swapping them in", ", ".join(tables), built)
@@ -158,8 +159,8 @@ class Replay:
         await conn.execute(SCHEMA_SQL.read_text())
         for table in KEPT_TABLES:
             await conn.execute(f"DROP TABLE IF EXISTS {BUILD_SCHEMA}.{table}")
-        # Built once at the end instead of updated row by row (a GIN index especially); unique
-        # ones stay, the handlers' ON CONFLICT needs them.
+        # Built once the rows are in (a GIN index especially); unique ones stay, the swap's
+        # upsert of the tail needs them.
         secondary = await conn.fetch(
             "SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS indexdef FROM pg_index i "
             "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -174,7 +175,8 @@ class Replay:
         unknown = sorted({r["tablename"] for r in names} - set(REBUILT_TABLES))
         if unknown:
             raise UnknownReadModel(f"replay does not know what builds {', '.join(unknown)}: add its handlers to "
-                                   "deploy/replay.py (REBUILT_TABLES, ACCESS_HANDLERS) or keep it (KEPT_TABLES)")
+                                   "projections/status_rows.py and deploy/replay_batch.py or keep it "
+                                   "(deploy/replay.py KEPT_TABLES)")
         # The projector claims in projection_applied first, then writes the rows: lock in that order.
         return sorted((r["tablename"] for r in names), key=lambda t: (t != "projection_applied", t))
 
@@ -187,8 +189,10 @@ class Replay:
                         f"LOCK TABLE {', '.join(f'{_ident(live)}.{t}' for t in tables)} IN ACCESS EXCLUSIVE MODE"
                     )
                     await conn.execute("SET LOCAL synchronous_commit = on")  # this commit counts
+                    self._model.begin_tail()
                     position = await follower.catch_up(self._apply)  # the tail, in this transaction
                     await self._drain()
+                    await self._model.write_tail(conn)
                     await self._carry_over_deliveries(conn, live)
                     await conn.execute(f"DROP SCHEMA IF EXISTS {REPLACED_SCHEMA} CASCADE; CREATE SCHEMA {REPLACED_SCHEMA}")
                     for table in tables:
@@ -198,6 +202,7 @@ class Replay:
                 return position
             except asyncpg.DeadlockDetectedError:
                 await self._drain(raising=False)
+                self._model.drop_tail()
                 log.warning("replay swap deadlocked with the live projector (attempt %d); trying again", attempt)
                 await follower.rewind(built)  # the tail applied in the rolled-back transaction is gone
                 if attempt == SWAP_ATTEMPTS:
@@ -222,12 +227,12 @@ class Replay:
         )
 
 
-@functools.cache
-def _redone_at_swap(sql: str) -> bool:
-    """A handler's statement that reads a kept table (an account's last delivery, status_list's
-    _catch_up_deliveries): the swap sets that for every rebuilt row (_carry_over_deliveries), so
-    running it per event during the build is work thrown away. (Cached: a handful of statements.)"""
-    return any(f"FROM {table}" in sql for table in KEPT_TABLES)
+def _check_rules() -> None:
+    """Every event type the live projector handles has its rule in status_rows (else replay would skip it)."""
+    missing = sorted({handled_type(h) for h in status_list.HANDLERS} - set(status_rows.EFFECTS))
+    if missing:
+        raise UnknownReadModel(f"the live projector handles {', '.join(missing)} but projections/status_rows.py "
+                               "has no rule for it: replay would leave out what it does")
 
 
 def _ident(name: str) -> str:

@@ -16,6 +16,8 @@ import uuid
 import asyncpg
 
 from contracts.access import (
+    ACCOUNT_CREATED,
+    INVITE_SENT,
     AccessDisabledV1,
     AccessEventV1,
     AccessReenabledV1,
@@ -27,7 +29,7 @@ from contracts.access import (
     TripFirstSharedV1,
     TripSharedV1,
 )
-from projections import travelers
+from projections import status_rows
 from projections.applied import applied_versions
 from projections.projector import Projector, ProjectorContext
 from services.common.event_routing import route
@@ -69,109 +71,92 @@ def _actor_name(event: AccessEventV1) -> str:
     return event.actor.id or event.actor.kind
 
 
-# A contact seen in trip shares had a `not_invited` row (travelers.py); its first invite
-# makes it pending (appended to the two upserts below), invited when the invite was, not
-# when the trip was shared (their invited_at). In ON CONFLICT every right-hand side reads the old row.
-_NOW_INVITED = """,
-                status = CASE WHEN account_status.status = 'not_invited' THEN 'pending' ELSE account_status.status END
-"""
+def fact_of(msg: AccessEventV1) -> status_rows.Fact:
+    """The event's facts as status_rows takes them (replay builds the same from the stored event)."""
+    data = msg.data if isinstance(msg.data, dict) else vars(msg.data)
+    return status_rows.Fact(msg.type, msg.aggregate_id, msg.account_id, msg.workspace, msg.occurred_at,
+                            _actor_name(msg), data)
 
 
-# AccountCreated and InviteSent are written by one save, so they arrive in either order
-# (and a replay may start between them): each upsert creates the row or fills in its own
-# columns, keeps what the other already wrote, and takes the earliest invite time.
-async def on_account_created(msg: AccountCreatedV1, projector: ProjectorContext) -> bool:
-    """AccountCreated: the row, pending, with what staff filter and sort on."""
-    d = msg.data
+async def _apply(projector: ProjectorContext, msg: AccessEventV1) -> bool:
+    """Claim the event, then fold it into each row it touches (status_rows: the one definition of
+    what an event does, which replay applies too), in the claim's transaction."""
     async with _applying(projector, msg) as conn:
         if conn is None:
             return False  # applied before: change nothing
-        await conn.execute(
-            """
-            INSERT INTO account_status (account_id, workspace, email, name, role, company, phone, contact_id,
-                                        resources, status, invitation_id, invited_at, invited_by, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, 'pending', $10, $11, $12, $11)
-            ON CONFLICT (account_id) DO UPDATE SET
-                email = EXCLUDED.email, name = EXCLUDED.name, role = EXCLUDED.role, company = EXCLUDED.company,
-                phone = EXCLUDED.phone, contact_id = EXCLUDED.contact_id, resources = EXCLUDED.resources,
-                invitation_id = COALESCE(account_status.invitation_id, EXCLUDED.invitation_id),
-                invited_at = CASE WHEN account_status.status = 'not_invited' THEN EXCLUDED.invited_at
-                                  ELSE LEAST(account_status.invited_at, EXCLUDED.invited_at) END,
-                invited_by = COALESCE(account_status.invited_by, EXCLUDED.invited_by),
-                updated_at = GREATEST(account_status.updated_at, EXCLUDED.updated_at)
-            """ + _NOW_INVITED,
-            msg.aggregate_id,
-            msg.workspace,
-            d.email,
-            d.name,
-            d.role,
-            d.company,
-            d.phone,
-            d.contact_id,
-            json.dumps([resource.model_dump(mode="json") for resource in d.resources]),
-            d.invitation_id,
-            msg.occurred_at,
-            _actor_name(msg),
-        )
-        await _catch_up_deliveries(conn, msg.aggregate_id)
+        for table, key, fold in status_rows.effects(fact_of(msg)):
+            if await write_folded(conn, table, key, fold) is None and table == status_rows.ACCOUNTS:
+                # Cannot happen in partition order (AccountCreated comes first); say so, but do not
+                # block the partition retrying an event that can never apply.
+                log.warning("%s for unknown account %s (event %s)", msg.type, key[0], msg.event_id)
+        if msg.type in (ACCOUNT_CREATED, INVITE_SENT):
+            await _catch_up_deliveries(conn, msg.account_id or msg.aggregate_id)
     return True
+
+
+async def write_folded(conn: asyncpg.Connection, table: str, key: tuple, fold: status_rows.Fold) -> dict | None:
+    """Read the row (locked), fold the event into it, write back what changed; the row after, or None.
+
+    A row another transaction inserts between our read and our insert (a trip's contact, shared on
+    another partition) makes the insert do nothing: then read it and fold again."""
+    where = " AND ".join(f"{column} = ${i}" for i, column in enumerate(status_rows.KEYS[table], 1))
+    for _ in range(3):
+        record = await conn.fetchrow(f"SELECT * FROM {table} WHERE {where} FOR UPDATE", *key)
+        before = _from_db(record)
+        after = fold(before)
+        if after is None or after == before:
+            return after
+        if before is None:
+            columns = list(after)
+            inserted = await conn.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                f"({', '.join(_placeholder(c, i) for i, c in enumerate(columns, 1))}) ON CONFLICT DO NOTHING",
+                *(_to_db(c, after[c]) for c in columns),
+            )
+            if inserted != "INSERT 0 0":
+                return after
+            continue
+        changed = [c for c in after if after[c] != before.get(c)]
+        offset = len(key)
+        await conn.execute(
+            f"UPDATE {table} SET {', '.join(f'{c} = {_placeholder(c, offset + i)}' for i, c in enumerate(changed, 1))}"
+            f" WHERE {where}",
+            *key, *(_to_db(c, after[c]) for c in changed),
+        )
+        return after
+    raise RuntimeError(f"{table} {key}: inserted concurrently, again and again")
+
+
+def _from_db(record: asyncpg.Record | None) -> dict | None:
+    if record is None:
+        return None
+    row = {column: status_rows.from_db(value) for column, value in record.items()}
+    if isinstance(row.get("resources"), str):  # jsonb arrives as text
+        row["resources"] = json.loads(row["resources"])
+    return row
+
+
+def _placeholder(column: str, index: int) -> str:
+    return f"${index}::jsonb" if column == "resources" else f"${index}"
+
+
+def _to_db(column: str, value: object) -> object:
+    return json.dumps(value) if column == "resources" else status_rows.to_db(value)
+
+
+async def on_account_created(msg: AccountCreatedV1, projector: ProjectorContext) -> bool:
+    """AccountCreated: the row, pending, with what staff filter and sort on."""
+    return await _apply(projector, msg)
 
 
 async def on_invite_sent(msg: InviteSentV1, projector: ProjectorContext) -> bool:
     """InviteSent: who invited and when, and the newest invite's expiry."""
-    d = msg.data
-    account_id = msg.account_id or d.account_id
-    async with _applying(projector, msg) as conn:
-        if conn is None:
-            return False
-        # Only the newest invite's link and expiry count; an older one applied late changes neither.
-        await conn.execute(
-            """
-            INSERT INTO account_status (account_id, workspace, email, name, status, invitation_id, invited_at,
-                                        invited_by, last_invite_sent_at, expires_at, updated_at)
-            VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $6, $8, $6)
-            ON CONFLICT (account_id) DO UPDATE SET
-                email = COALESCE(account_status.email, EXCLUDED.email),
-                name = COALESCE(account_status.name, EXCLUDED.name),
-                invited_at = CASE WHEN account_status.status = 'not_invited' THEN EXCLUDED.invited_at
-                                  ELSE LEAST(account_status.invited_at, EXCLUDED.invited_at) END,
-                invited_by = COALESCE(account_status.invited_by, EXCLUDED.invited_by),
-                invitation_id = CASE WHEN account_status.last_invite_sent_at > EXCLUDED.last_invite_sent_at
-                                     THEN account_status.invitation_id ELSE EXCLUDED.invitation_id END,
-                expires_at = CASE WHEN account_status.last_invite_sent_at > EXCLUDED.last_invite_sent_at
-                                  THEN account_status.expires_at ELSE EXCLUDED.expires_at END,
-                last_invite_sent_at = GREATEST(account_status.last_invite_sent_at, EXCLUDED.last_invite_sent_at),
-                updated_at = GREATEST(account_status.updated_at, EXCLUDED.updated_at)
-            """ + _NOW_INVITED,
-            account_id,
-            msg.workspace,
-            d.email,
-            d.name,
-            msg.aggregate_id,
-            msg.occurred_at,
-            _actor_name(msg),
-            d.expires_at,
-        )
-        await _catch_up_deliveries(conn, account_id)
-    return True
+    return await _apply(projector, msg)
 
 
 async def on_account_activated(msg: AccountActivatedV1, projector: ProjectorContext) -> bool:
     """AccountActivated: the account is active from the claim on."""
-    async with _applying(projector, msg) as conn:
-        if conn is None:
-            return False
-        updated = await conn.execute(
-            "UPDATE account_status SET status = 'active', activated_at = $2, "
-            "updated_at = GREATEST(updated_at, $2) WHERE account_id = $1",
-            msg.aggregate_id,
-            msg.occurred_at,
-        )
-    if updated == "UPDATE 0":
-        # Cannot happen in partition order (AccountCreated comes first); say so, but do not
-        # block the partition retrying an event that can never apply.
-        log.warning("AccountActivated for unknown account %s (event %s)", msg.aggregate_id, msg.event_id)
-    return True
+    return await _apply(projector, msg)
 
 
 async def on_other_event(msg: AccessEventV1, projector: ProjectorContext) -> bool:
@@ -182,69 +167,38 @@ async def on_other_event(msg: AccessEventV1, projector: ProjectorContext) -> boo
 
 # Staff actions. Each is an event of the account aggregate, so they arrive in the order they
 # happened (one partition per account). A resend's or reactivate's new link, expiry and
-# send time come with its own InviteSent (on_invite_sent); InvitationVoided and
-# PasswordResetRequested change nothing the list shows.
-
-
-async def _set_status(projector: ProjectorContext, msg: AccessEventV1, sql_set: str, *args: object) -> bool:
-    async with _applying(projector, msg) as conn:
-        if conn is None:
-            return False
-        updated = await conn.execute(
-            f"UPDATE account_status SET {sql_set}, updated_at = GREATEST(updated_at, $2) WHERE account_id = $1",
-            msg.aggregate_id,
-            msg.occurred_at,
-            *args,
-        )
-    if updated == "UPDATE 0":  # as for AccountActivated: cannot happen in partition order
-        log.warning("%s for unknown account %s (event %s)", msg.type, msg.aggregate_id, msg.event_id)
-    return True
+# send time come with its own InviteSent; InvitationVoided and PasswordResetRequested change
+# nothing the list shows. What each one sets: status_rows.EFFECTS.
 
 
 async def on_invite_revoked(msg: InviteRevokedV1, projector: ProjectorContext) -> bool:
     """InviteRevoked: the pending invite was cancelled and the account disabled."""
-    return await _set_status(
-        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4, disabled_reason = NULL",
-        msg.data.at, _actor_name(msg),
-    )
+    return await _apply(projector, msg)
 
 
 async def on_access_disabled(msg: AccessDisabledV1, projector: ProjectorContext) -> bool:
     """AccessDisabled: who disabled the account, when, and why (the reason staff typed, if any)."""
-    return await _set_status(
-        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4, disabled_reason = $5",
-        msg.data.at, _actor_name(msg), msg.data.reason,
-    )
+    return await _apply(projector, msg)
 
 
 async def on_access_reenabled(msg: AccessReenabledV1, projector: ProjectorContext) -> bool:
     """AccessReenabled: back to pending or active; no longer disabled by anyone."""
-    return await _set_status(
-        projector, msg, "status = $3, disabled_at = NULL, disabled_by = NULL, disabled_reason = NULL", msg.data.status
-    )
+    return await _apply(projector, msg)
 
 
 async def on_invite_resent(msg: InviteResentV1, projector: ProjectorContext) -> bool:
     """InviteResent: the account is pending on a fresh invitation (its InviteSent fills in the rest)."""
-    return await _set_status(projector, msg, "status = 'pending'")
+    return await _apply(projector, msg)
 
 
 async def on_trip_first_shared(msg: TripFirstSharedV1, projector: ProjectorContext) -> bool:
     """TripFirstShared: the trip's travelers, and a not_invited row for each contact without an account."""
-    async with _applying(projector, msg) as conn:
-        if conn is None:
-            return False
-        await travelers.record(conn, msg)
-    return True
+    return await _apply(projector, msg)
 
 
 async def on_trip_shared(msg: TripSharedV1, projector: ProjectorContext) -> bool:
     """TripShared: a later share's travelers, likewise."""
-    async with _applying(projector, msg) as conn:
-        if conn is None:
-            return False
-        await travelers.record(conn, msg)
-    return True
+    return await _apply(projector, msg)
 
 
 HANDLERS = (

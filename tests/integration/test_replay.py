@@ -35,6 +35,7 @@ TABLES = {  # table -> its key, to compare row for row in a stable order
     "projection_applied": "projection, aggregate_id, version",
     "account_deliveries": "delivery_id, attempt",
     "projection_positions": "projection",
+    "trip_travelers": "workspace, trip_id, traveler_key",
 }
 
 
@@ -71,6 +72,14 @@ async def seed(app: PortalAccess, ws: str, count: int, claims: int) -> None:
     for result in invited[:claims]:
         token = app.claim_link("http://x", app.repository.get(result.invitation_id)).rsplit("/", 1)[1]
         await app.claim(ws, token)
+    # Every staff action the list shows, after the claims (an active account disabled and back,
+    # with and without a reason), so replay's rules meet each event type the live projector applies.
+    actions = [["disable"], ["disable", "reenable"], ["resend"], ["revoke"], ["resend", "resend"],
+               ["revoke", "reactivate"]]
+    for result, steps in zip(invited[claims - 2:] if claims >= 2 else [], actions, strict=False):
+        for step in steps:
+            await app.act_on_account(ws, result.account_id, step, STAFF,
+                                     reason="left the company" if step == "disable" else None)
 
 
 async def projected_everything(app: PortalAccess, pool) -> bool:

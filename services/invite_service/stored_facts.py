@@ -1,0 +1,159 @@
+"""Stored events straight to what a read model needs, without building domain events or envelopes.
+
+Replay reads the whole log; going through the library's mapper (its JSON transcoder's
+callback per object, the domain event objects) and then the pydantic envelopes the relay
+publishes was most of its CPU. The events it reads were written by this service and are
+trusted, so here each one's stored JSON is decoded with orjson, and the transcoder's typed
+values (`{"_type_": "uuid_hex", "_data_": ...}`, datetimes) are turned back into Python by
+the transcoder's own registered transcodings: the same values the mapper would give. An
+event whose store is not the library's JSON transcoder, or that the fast path cannot read,
+goes through the mapper (`LogEnvelopes`' path), so the answer is the same either way
+(tests/unit/test_stored_facts.py).
+
+`StoredFact` holds what an envelope holds (the relay's `to_envelope`): workspace and
+account from the aggregate's first event, the actor, the time, and the event's payload
+as a mapping (its contract's fields, nested values as mappings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import JSONTranscoder
+
+from contracts.access import PAYLOADS
+from services.invite_service.envelopes import NoContract, event_data, fast_event_id, origin_of_created
+
+
+# Payloads whose nested values a read model reads typed (a share's time, a traveler's account
+# id): the domain event holds them as plain JSON (strings), so they are validated by the
+# contract, as the envelope's parsing would. Rare events; every other payload's values the
+# read models read are top-level, typed by the transcoder.
+VALIDATED = frozenset({"TripFirstShared", "TripShared"})
+
+
+class StoredFact(NamedTuple):
+    type: str
+    aggregate_id: UUID
+    version: int
+    position: int
+    event_id: UUID
+    workspace: str
+    account_id: UUID | None
+    at: Any  # datetime
+    by: str  # the actor's id, else its kind (as the status list names who did it)
+    data: dict[str, Any]
+
+
+class _Slow(Exception):
+    """This stored event takes the mapper's path."""
+
+
+class StoredFacts:
+    """Pages of the notification log -> `StoredFact`s, in order. `app` is the Application: its
+    mapper says how events are stored, its recorder finds an aggregate's first event."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        mapper = app.mapper
+        self._fast = type(mapper.transcoder) is JSONTranscoder
+        self._names = getattr(mapper.transcoder, "names", {})
+        self._cipher, self._compressor = mapper.cipher, mapper.compressor
+        self._origins: dict[UUID, tuple[str, UUID | None]] = {}  # the whole log's aggregates: replay reads it all
+        self._type_names: dict[str, str] = {}
+
+    def __call__(self, page: Iterable[Any]) -> list[StoredFact]:
+        out = []
+        for notification in page:
+            try:
+                if not self._fast:
+                    raise _Slow
+                state = self._decode(notification.state)
+            except _Slow:
+                out.append(self._slow(notification))
+                continue
+            name = self._type_name(notification.topic)
+            aggregate_id, version = notification.originator_id, notification.originator_version
+            origin = self._origins.get(aggregate_id)
+            if origin is None:
+                origin = self._origin(aggregate_id, version, state)
+            actor = state.get("actor") or {}
+            data = vars(PAYLOADS[name].model_validate(state)) if name in VALIDATED else state
+            out.append(StoredFact(
+                name, aggregate_id, version, notification.id, fast_event_id(aggregate_id, version), origin[0],
+                origin[1], state["timestamp"], actor.get("id") or actor.get("kind"), data,
+            ))
+        return out
+
+    def _type_name(self, topic: str) -> str:
+        name = self._type_names.get(topic)
+        if name is None:
+            name = topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]  # "module:Aggregate.Event" -> "Event"
+            if name not in PAYLOADS:
+                raise NoContract(f"event type {name} has no payload model in contracts.access")
+            self._type_names[topic] = name
+        return name
+
+    def _decode(self, state: bytes) -> dict[str, Any]:
+        if self._cipher is not None:
+            state = self._cipher.decrypt(state)
+        if self._compressor is not None:
+            state = self._compressor.decompress(state)
+        try:
+            obj = orjson.loads(state)
+        except orjson.JSONDecodeError:
+            raise _Slow from None
+        return {key: self._typed(value) for key, value in obj.items()}
+
+    def _typed(self, value: Any) -> Any:
+        """The transcoder's object hook, bottom up, for one decoded value."""
+        kind = type(value)
+        if kind is dict:
+            value = {k: self._typed(v) for k, v in value.items()}
+            if len(value) == 2 and "_type_" in value and "_data_" in value:
+                transcoding = self._names.get(value["_type_"])
+                if transcoding is None:
+                    raise _Slow
+                return transcoding.decode(value["_data_"])
+            return value
+        if kind is list:
+            return [self._typed(v) for v in value]
+        return value
+
+    def _origin(self, aggregate_id: UUID, version: int, state: dict[str, Any]) -> tuple[str, UUID | None]:
+        if version == 1:
+            origin = origin_of_created(_Attributes(state, aggregate_id))
+        else:  # a log read from the middle (not replay's case): the aggregate's first event says
+            first = self._app.recorder.select_events(aggregate_id, lte=1, limit=1)[0]
+            origin = origin_of_created(self._app.mapper.to_domain_event(first))
+        self._origins[aggregate_id] = origin
+        return origin
+
+    def _slow(self, notification: Any) -> StoredFact:
+        event = self._app.mapper.to_domain_event(notification)
+        aggregate_id, version = event.originator_id, event.originator_version
+        origin = self._origins.get(aggregate_id) or self._origin_of_event(event)
+        actor = event.actor or {}
+        return StoredFact(
+            type(event).__name__, aggregate_id, version, notification.id, fast_event_id(aggregate_id, version),
+            origin[0], origin[1], event.timestamp, actor.get("id") or actor.get("kind"),
+            vars(PAYLOADS[type(event).__name__].model_validate(event_data(event))),
+        )
+
+    def _origin_of_event(self, event: Any) -> tuple[str, UUID | None]:
+        if event.originator_version == 1:
+            origin = origin_of_created(event)
+            self._origins[event.originator_id] = origin
+            return origin
+        return self._origin(event.originator_id, event.originator_version, {})
+
+
+class _Attributes:
+    """A decoded state read as the first domain event's attributes, for `origin_of_created`."""
+
+    def __init__(self, state: dict[str, Any], aggregate_id: UUID) -> None:
+        self.__dict__.update(state)
+        self.originator_id = aggregate_id
