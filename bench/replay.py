@@ -46,12 +46,12 @@ def read_rate(access: PortalAccess) -> tuple[int, float]:
     return count, count / (time.perf_counter() - t0)
 
 
-async def replay_rate(url: str, access: PortalAccess) -> tuple[int, float]:
+async def replay_rate(url: str, access: PortalAccess) -> tuple[int, float, dict[str, float]]:
     pool = await create_pool(url, max_size=3)
     try:
         t0 = time.perf_counter()
         result = await Replay(access, pool, page_size=PAGE).run()
-        return result.events, result.events / (time.perf_counter() - t0)
+        return result.events, result.events / (time.perf_counter() - t0), result.phases
     finally:
         await pool.close()
 
@@ -67,13 +67,14 @@ def main() -> None:
         asyncio.run(seed(access, args.events))
         seeded = time.perf_counter() - t0
         events, reading = read_rate(access)
-        replayed, replaying = asyncio.run(replay_rate(url, access))
+        replayed, replaying, phases = asyncio.run(replay_rate(url, access))
         access.close()
     print(f"\n{events:,} events in the log (seeded in {seeded:.1f} s)")
     print(f"{'measurement':<48}{'events/s':>10}")
     print(f"{'baseline: read the notification log (pages)':<48}{reading:>10,.0f}")
-    print(f"{'replay: read, envelopes, handlers, swap':<48}{replaying:>10,.0f}   ({replayed:,} events)")
+    print(f"{'replay: read, decode, fold, COPY, swap':<48}{replaying:>10,.0f}   ({replayed:,} events)")
     print(f"replay / baseline: {replaying / reading:.2f} (goal >= 0.33)")
+    print("replay's steps: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()))
 
 
 if __name__ == "__main__":

@@ -29,9 +29,10 @@ each rebuilt account's last delivery is filled in from it, as the handlers do li
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -77,6 +78,7 @@ class ReplayResult:
     position: int
     tables: list[str]
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 class Replay:
@@ -89,6 +91,7 @@ class Replay:
         self._facts = StoredFacts(app)
         self._model = ReadModelFold()
         self._folding: asyncio.Task | None = None
+        self._conn: asyncpg.Connection | None = None
         self._deferred_indexes: list[str] = []
 
     @property
@@ -122,6 +125,7 @@ class Replay:
     async def run(self) -> ReplayResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        phases: dict[str, float] = {}  # seconds each step took, for the log and bench/replay.py
         live = await self._pool.fetchval("SELECT current_schema()")
         conn = self._conn = await self._pool.acquire()
         try:
@@ -132,13 +136,24 @@ class Replay:
                 tables = await self._create_tables(conn, live)
                 follower = LogFollower(self._app.recorder, self._pool, FOLLOWER_NAME, page_size=self._page_size)
                 await set_position(self._pool, FOLLOWER_NAME, 0)  # from the start of the log, every time
-                built = await follower.catch_up(self._apply)
-                await self._drain()
-                await self._model.write_all(conn)
-                for indexdef in self._deferred_indexes:
-                    await conn.execute(indexdef)
+                # The fold allocates millions of objects that live until the COPY and make no
+                # cycles: the cyclic collector would only walk the growing heap again and again.
+                gc.disable()
+                try:
+                    built = await follower.catch_up(self._apply)
+                    await self._drain()
+                    phases["read and fold"] = loop.time() - started
+                    # The rows first; then their indexes are built on other connections while
+                    # this one copies the applied-records (a table with no deferred index but one).
+                    await self._model.write_rows(conn)
+                    claims = self._model.take_claims()
+                finally:
+                    gc.enable()
+                await asyncio.gather(self._build_indexes(), ReadModelFold.write_claims(conn, claims))
+                phases["copy and index"] = loop.time() - started - sum(phases.values())
                 log.info("replay built %s up to position %d; swapping them in", ", ".join(tables), built)
                 position = await self._swap(conn, live, tables, follower)
+                phases["swap"] = loop.time() - started - sum(phases.values())
             finally:
                 await self._drain(raising=False)
                 await conn.execute(f"RESET ALL; DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
@@ -146,7 +161,22 @@ class Replay:
         finally:
             self._conn = None
             await self._pool.release(conn)
-        return ReplayResult(self.events, position, tables, loop.time() - started)
+        log.info("replay took %s", ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()))
+        return ReplayResult(self.events, position, tables, loop.time() - started, phases)
+
+    async def _build_indexes(self) -> None:
+        """The deferred indexes, two at a time on connections of their own (each index is built by
+        one backend; a GIN index over trigrams takes longest)."""
+        # The applied-records' own index last: its table is being copied meanwhile.
+        pending = sorted(self._deferred_indexes, key=lambda indexdef: "projection_applied" in indexdef)
+
+        async def builder() -> None:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+                while pending:
+                    await conn.execute(pending.pop(0))
+
+        await asyncio.gather(*(builder() for _ in range(min(2, len(pending)))))
 
     async def _create_tables(self, conn: asyncpg.Connection, live: str) -> list[str]:
         """Fresh tables with the live DDL in the build schema; the kept tables stay live only."""

@@ -13,8 +13,10 @@ the overlay is dropped with it and the tail is folded again.
 
 from __future__ import annotations
 
+import functools
+import operator
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -25,7 +27,7 @@ from services.invite_service.stored_facts import StoredFact
 
 CLAIM_COLUMNS = ("projection", "aggregate_id", "version", "event_id", "position")
 COLUMNS = {status_rows.ACCOUNTS: status_rows.ACCOUNT_COLUMNS, status_rows.TRAVELERS: status_rows.TRAVELER_COLUMNS}
-Claim = tuple[str, uuid.UUID, int, uuid.UUID, int]
+Claim = tuple[str, uuid.UUID, int, str, int]  # the event id as hex digits: asyncpg takes them
 
 
 class ReadModelFold:
@@ -35,16 +37,21 @@ class ReadModelFold:
         self.events = 0
         self._overlay: dict[str, dict[tuple[Any, ...], status_rows.Row]] | None = None
 
+    def take_claims(self) -> list[Claim]:
+        """The claims folded so far, handed over to be written."""
+        claims, self.claims = self.claims, []
+        return claims
+
     def fold(self, facts: Sequence[StoredFact]) -> None:
         """Apply a page's events, in log order, to the rows (or to the overlay, in the swap)."""
         rows, overlay = self.rows, self._overlay
         claims = self.claims
         projection = status_list.PROJECTION
-        Fact, effects = status_rows.Fact, status_rows.effects
+        effects = status_rows.effects
         for f in facts:
             claims.append((projection, f.aggregate_id, f.version, f.event_id, f.position))
-            for table, key, apply in effects(Fact(f.type, f.aggregate_id, f.account_id, f.workspace, f.at, f.by,
-                                                  f.data)):
+            # A StoredFact has every attribute a status_rows.Fact has: the rules take it as it is.
+            for table, key, apply in effects(f):  # type: ignore[arg-type]
                 if overlay is None:
                     table_rows = rows[table]
                     after = apply(table_rows.get(key))
@@ -57,13 +64,12 @@ class ReadModelFold:
                         changed[key] = after
         self.events += len(facts)
 
-    async def write_all(self, conn: asyncpg.Connection) -> None:
-        """Fill the (empty, freshly created) tables: one COPY each."""
+    async def write_rows(self, conn: asyncpg.Connection) -> None:
+        """Fill the (empty, freshly created) tables: one COPY each (the claims: `write_claims`)."""
         for table, columns in COLUMNS.items():
             await conn.copy_records_to_table(
                 table, records=[_record(row, columns) for row in self.rows[table].values()], columns=columns
             )
-        await self._write_claims(conn)
 
     def begin_tail(self) -> None:
         self._overlay = {table: {} for table in COLUMNS}
@@ -88,10 +94,10 @@ class ReadModelFold:
                 f"DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in columns if c not in keys)}",
                 [_record(row, columns) for row in changed.values()],
             )
-        await self._write_claims(conn, self.claims[self._tail_claims_from:])
+        await self.write_claims(conn, self.claims[self._tail_claims_from:])
 
-    async def _write_claims(self, conn: asyncpg.Connection, claims: list[Claim] | None = None) -> None:
-        claims = self.claims if claims is None else claims
+    @staticmethod
+    async def write_claims(conn: asyncpg.Connection, claims: list[Claim]) -> None:
         if not claims:
             return
         await conn.copy_records_to_table("projection_applied", records=claims, columns=CLAIM_COLUMNS)
@@ -107,5 +113,20 @@ class ReadModelFold:
 
 
 def _record(row: status_rows.Row, columns: Sequence[str]) -> tuple[Any, ...]:
-    to_db = status_rows.to_db
-    return tuple(orjson.dumps(row[c]).decode() if c == "resources" else to_db(row[c]) for c in columns)
+    values = list(_getter(tuple(columns))(row))
+    for index, column in _special(tuple(columns)):
+        values[index] = orjson.dumps(values[index]).decode() if column == "resources" else status_rows.to_db(
+            values[index])
+    return tuple(values)
+
+
+@functools.cache
+def _getter(columns: tuple[str, ...]) -> Callable[[status_rows.Row], tuple[Any, ...]]:
+    return operator.itemgetter(*columns)
+
+
+@functools.cache
+def _special(columns: tuple[str, ...]) -> list[tuple[int, str]]:
+    """The columns whose values are written differently: jsonb as text, and the one time that may be
+    -infinity (status_rows.NEVER: a contact's updated_at)."""
+    return [(i, c) for i, c in enumerate(columns) if c in ("resources", "updated_at")]

@@ -18,14 +18,21 @@ as a mapping (its contract's fields, nested values as mappings).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, UUIDAsHex
 
 from contracts.access import PAYLOADS
-from services.invite_service.envelopes import NoContract, event_data, fast_event_id, origin_of_created
+from services.invite_service.envelopes import (
+    NoContract,
+    event_data,
+    fast_event_id_text,
+    origin_of_created,
+    origin_of_fields,
+)
 
 
 # Payloads whose nested values a read model reads typed (a share's time, a traveler's account
@@ -40,7 +47,7 @@ class StoredFact(NamedTuple):
     aggregate_id: UUID
     version: int
     position: int
-    event_id: UUID
+    event_id: str  # its hex digits (fast_event_id_text)
     workspace: str
     account_id: UUID | None
     at: Any  # datetime
@@ -61,6 +68,13 @@ class StoredFacts:
         mapper = app.mapper
         self._fast = type(mapper.transcoder) is JSONTranscoder
         self._names = getattr(mapper.transcoder, "names", {})
+        # The library's own transcodings of uuids and datetimes, called without their wrappers
+        # (what their `decode` does, and the two types nearly every stored event has).
+        self._decoders: dict[str, Any] = {}
+        if isinstance(self._names.get("uuid_hex"), UUIDAsHex):
+            self._decoders["uuid_hex"] = UUID
+        if isinstance(self._names.get("datetime_iso"), DatetimeAsISO):
+            self._decoders["datetime_iso"] = datetime.fromisoformat
         self._cipher, self._compressor = mapper.cipher, mapper.compressor
         self._origins: dict[UUID, tuple[str, UUID | None]] = {}  # the whole log's aggregates: replay reads it all
         self._type_names: dict[str, str] = {}
@@ -71,11 +85,11 @@ class StoredFacts:
             try:
                 if not self._fast:
                     raise _Slow
-                state = self._decode(notification.state)
+                name = self._type_name(notification.topic)
+                state = self._decode(notification.state, deep=name in VALIDATED)
             except _Slow:
                 out.append(self._slow(notification))
                 continue
-            name = self._type_name(notification.topic)
             aggregate_id, version = notification.originator_id, notification.originator_version
             origin = self._origins.get(aggregate_id)
             if origin is None:
@@ -83,7 +97,7 @@ class StoredFacts:
             actor = state.get("actor") or {}
             data = vars(PAYLOADS[name].model_validate(state)) if name in VALIDATED else state
             out.append(StoredFact(
-                name, aggregate_id, version, notification.id, fast_event_id(aggregate_id, version), origin[0],
+                name, aggregate_id, version, notification.id, fast_event_id_text(aggregate_id, version), origin[0],
                 origin[1], state["timestamp"], actor.get("id") or actor.get("kind"), data,
             ))
         return out
@@ -97,7 +111,10 @@ class StoredFacts:
             self._type_names[topic] = name
         return name
 
-    def _decode(self, state: bytes) -> dict[str, Any]:
+    def _decode(self, state: bytes, deep: bool) -> dict[str, Any]:
+        """The stored JSON with the transcoder's typed values decoded: all of them (`deep`), or
+        only the top-level ones, which are all the read models read of any other payload (and
+        walking every nested mapping, an invite's sender for one, was most of the decoding)."""
         if self._cipher is not None:
             state = self._cipher.decrypt(state)
         if self._compressor is not None:
@@ -106,7 +123,26 @@ class StoredFacts:
             obj = orjson.loads(state)
         except orjson.JSONDecodeError:
             raise _Slow from None
-        return {key: self._typed(value) for key, value in obj.items()}
+        if deep:
+            return {key: self._typed(value) for key, value in obj.items()}
+        for key, value in obj.items():
+            if type(value) is dict and "_type_" in value:
+                obj[key] = self._typed_value(value)
+        return obj
+
+    def _typed_value(self, value: dict[str, Any]) -> Any:
+        if len(value) != 2 or "_data_" not in value:
+            raise _Slow
+        kind, data = value["_type_"], value["_data_"]
+        if type(data) is not str:
+            raise _Slow  # a typed value of typed values: the transcoder's bottom-up path
+        decode = self._decoders.get(kind)
+        if decode is None:
+            transcoding = self._names.get(kind)
+            if transcoding is None:
+                raise _Slow
+            decode = self._decoders[kind] = transcoding.decode
+        return decode(data)
 
     def _typed(self, value: Any) -> Any:
         """The transcoder's object hook, bottom up, for one decoded value."""
@@ -117,7 +153,7 @@ class StoredFacts:
                 transcoding = self._names.get(value["_type_"])
                 if transcoding is None:
                     raise _Slow
-                return transcoding.decode(value["_data_"])
+                return transcoding.decode(value["_data_"])  # bottom up, as the transcoder's object hook
             return value
         if kind is list:
             return [self._typed(v) for v in value]
@@ -125,7 +161,7 @@ class StoredFacts:
 
     def _origin(self, aggregate_id: UUID, version: int, state: dict[str, Any]) -> tuple[str, UUID | None]:
         if version == 1:
-            origin = origin_of_created(_Attributes(state, aggregate_id))
+            origin = origin_of_fields(state, aggregate_id)
         else:  # a log read from the middle (not replay's case): the aggregate's first event says
             first = self._app.recorder.select_events(aggregate_id, lte=1, limit=1)[0]
             origin = origin_of_created(self._app.mapper.to_domain_event(first))
@@ -138,7 +174,7 @@ class StoredFacts:
         origin = self._origins.get(aggregate_id) or self._origin_of_event(event)
         actor = event.actor or {}
         return StoredFact(
-            type(event).__name__, aggregate_id, version, notification.id, fast_event_id(aggregate_id, version),
+            type(event).__name__, aggregate_id, version, notification.id, fast_event_id_text(aggregate_id, version),
             origin[0], origin[1], event.timestamp, actor.get("id") or actor.get("kind"),
             vars(PAYLOADS[type(event).__name__].model_validate(event_data(event))),
         )
@@ -149,11 +185,3 @@ class StoredFacts:
             self._origins[event.originator_id] = origin
             return origin
         return self._origin(event.originator_id, event.originator_version, {})
-
-
-class _Attributes:
-    """A decoded state read as the first domain event's attributes, for `origin_of_created`."""
-
-    def __init__(self, state: dict[str, Any], aggregate_id: UUID) -> None:
-        self.__dict__.update(state)
-        self.originator_id = aggregate_id
