@@ -92,6 +92,8 @@ class Replay:
         self._model = ReadModelFold()
         self._folding: asyncio.Task | None = None
         self._conn: asyncpg.Connection | None = None
+        self._writing: asyncio.Task | None = None
+        self._building = False  # the swap's tail writes its claims with its rows, in its transaction
         self._deferred_indexes: list[str] = []
 
     @property
@@ -99,28 +101,33 @@ class Replay:
         return self._model.events
 
     async def _apply(self, page: Sequence[Notification]) -> None:
-        """The follower's page handler: the page is folded while the follower reads the next one
-        (reading waits on PostgreSQL in a thread; folding is Python CPU on the event loop).
+        """The follower's page handler: the page is folded in a worker thread while the follower
+        stores its position and reads the next page (mostly waiting on PostgreSQL, so the two
+        overlap; on the event loop the fold would run before the next read even started).
 
         So the follower stores a page's position before that page is folded. Harmless here: a
         replay never resumes from its stored position (it starts from 0 every time), and
         nothing is swapped in before `_drain`."""
         await self._drain()
-        self._folding = asyncio.create_task(self._fold(page))
+        if self._building:  # the folded pages' applied-records never change: copied while the next page folds
+            assert self._conn is not None
+            self._writing = asyncio.create_task(ReadModelFold.write_claims(self._conn, self._model.take_claims()))
+        self._folding = asyncio.create_task(asyncio.to_thread(self._fold, page))
         if self._progress is not None:
             self._progress(len(page), page[-1].id, self._app.recorder.max_notification_id() or 0)
 
-    async def _fold(self, page: Sequence[Notification]) -> None:
-        self._model.fold(self._facts(page))
+    def _fold(self, page: Sequence[Notification]) -> None:
+        self._model.fold(self._facts(page))  # pages one at a time, in order: `_apply` drains first
 
     async def _drain(self, raising: bool = True) -> None:
-        """Wait for the page being folded, if any."""
-        folding, self._folding = self._folding, None
-        if folding is not None:
-            if raising:
-                await folding
-            else:
-                await asyncio.gather(folding, return_exceptions=True)
+        """Wait for the page being folded and the claims being copied, if any."""
+        tasks = [task for task in (self._folding, self._writing) if task is not None]
+        self._folding = self._writing = None
+        if raising:
+            for task in tasks:
+                await task
+        else:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def run(self) -> ReplayResult:
         loop = asyncio.get_running_loop()
@@ -140,14 +147,17 @@ class Replay:
                 # cycles: the cyclic collector would only walk the growing heap again and again.
                 gc.disable()
                 try:
+                    self._building = True
                     built = await follower.catch_up(self._apply)
                     await self._drain()
+                    self._building = False
                     phases["read and fold"] = loop.time() - started
                     # The rows first; then their indexes are built on other connections while
                     # this one copies the applied-records (a table with no deferred index but one).
                     await self._model.write_rows(conn)
                     claims = self._model.take_claims()
                 finally:
+                    self._building = False
                     gc.enable()
                 await asyncio.gather(self._build_indexes(), ReadModelFold.write_claims(conn, claims))
                 phases["copy and index"] = loop.time() - started - sum(phases.values())
@@ -174,7 +184,10 @@ class Replay:
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
                 while pending:
-                    await conn.execute(pending.pop(0))
+                    indexdef = pending.pop(0)
+                    started = asyncio.get_running_loop().time()
+                    await conn.execute(indexdef)
+                    log.debug("built in %.2f s: %s", asyncio.get_running_loop().time() - started, indexdef)
 
         await asyncio.gather(*(builder() for _ in range(min(2, len(pending)))))
 
