@@ -138,6 +138,10 @@ async def test_filters_match_what_they_name(client, seeded):
     assert await ids(q="person0012") == {r["account_id"] for r in rows if "person0012" in (r["name"] or "").lower()}
     assert await ids(q="user0123") == {r["account_id"] for r in rows if r["email"].startswith("user0123")}
     assert await ids(q="%") == set()  # a literal, not a wildcard
+    # A term with digits is looked up by its digits, then checked whole: the same rows as any other term.
+    assert await ids(q="xperson0012") == set()
+    assert await ids(q="0012") == {r["account_id"] for r in rows if "0012" in f"{r['name']}\x1f{r['email']}"}
+    assert await ids(q="on0012_") == set()  # `_` is a literal too, also in the whole term's check
     assert await ids(resource_type="trip", resource_id="T-7") == {
         r["account_id"] for r in rows if json.loads(r["resources"])[0]["id"] == "T-7"
     }
