@@ -20,7 +20,10 @@ class DeliveryOutcomeV1(BaseModel):
     workspace: str
     channel: Literal["email", "sms"]
     provider: str = Field(examples=["smtp", "postmark"])
-    status: Literal["sent", "failed", "suppressed"]
+    # Added within v1: "retrying" (a transient failure; attempt n+1 follows), "abandoned" (the
+    # last attempt failed), "delivered" and "bounced" (what the provider reported afterwards,
+    # for the same attempt).
+    status: Literal["sent", "failed", "suppressed", "retrying", "abandoned", "delivered", "bounced"]
     attempt: int = Field(ge=1)
     error: str | None = None
     at: datetime

@@ -15,7 +15,7 @@ from fastapi_offline import FastAPIOffline
 from services.common.database import create_pool, eventsourcing_env
 from services.common.problems import problem_responses, problem_schemas
 from services.common.settings import ApiSettings
-from services.invite_service.api import health
+from services.invite_service.api import health, webhooks
 from services.invite_service.api.body_limits import BodyLimits
 from services.invite_service.api.edge import install_edge
 from services.invite_service.api.errors import install_error_handlers
@@ -67,6 +67,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_edge(app, settings)  # after every other middleware: it must run first
     for module in (health, workspaces, invitations, accounts, history, claims, session):
         app.include_router(module.router)
+    app.include_router(webhooks.router)  # Postmark's delivery and bounce reports (services/notifier/receipts.py)
     _document_problems(app)
     return app
 
