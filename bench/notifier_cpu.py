@@ -85,13 +85,15 @@ async def publish(bootstrap: str, topic: str, events) -> None:
 
 async def bare_loop(port: int, count: int) -> tuple[float, float]:
     """(CPU seconds, wall seconds) for aiosmtplib alone: one prepared invite sent `count` times."""
-    from services.messages import render_invite
-    from services.notifier.smtp import build_message
+    from services.messages.outgoing import messages_for
+    from services.notifier.providers.base import Email, mime_message
 
     _, [event] = prepare(1)
-    rendered = render_invite(event.data, "http://127.0.0.1:8000/portal/x/claim/token")
-    message = build_message(rendered, to=event.data.email, from_name=rendered.from_name,
-                            mail_from="portal@porchlight.localhost", delivery_id=uuid.uuid4())
+    [invite] = messages_for(event, secret_key=SECRET.encode(), public_base_url="http://127.0.0.1:8000")
+    r = invite.email
+    message = mime_message(Email(to=invite.to, from_address="portal@porchlight.localhost", from_name=r.from_name,
+                                 reply_to=r.reply_to, subject=r.subject, html=r.html, text=r.text,
+                                 delivery_id=uuid.uuid4()))
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
     await client.connect()
     try:
