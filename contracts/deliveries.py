@@ -27,6 +27,11 @@ class DeliveryOutcomeV1(BaseModel):
     attempt: int = Field(ge=1)
     error: str | None = None
     at: datetime
+    # Added within v1: set when the recipient's address is held from email (a hard bounce or an
+    # inactive recipient put it on the suppression list, or this message found it there), until
+    # staff resend.
+    held: str | None = Field(None, description="Why email to this address is held, if it is")
+    audience: Literal["client", "team"] = Field("client", description="To the account's client, or about them to the team")
 
     @property
     def key(self) -> bytes:

@@ -192,9 +192,11 @@ class Notifier:
                 outcomes.append(Result(row.delivery_id, "sent", result.provider, reason, result.provider_message_id))
                 continue
             if result.status == "permanent":
-                outcomes.append(Result(row.delivery_id, "failed", result.provider, reason))
+                held = None
                 if result.inactive_recipient and message.channel == "email":
-                    suppress.append((row.workspace, message.to, f"{result.provider}: {reason}", row.delivery_id))
+                    held = f"{result.provider}: {reason}"
+                    suppress.append((row.workspace, message.to, held, row.delivery_id))
+                outcomes.append(Result(row.delivery_id, "failed", result.provider, reason, held=held))
                 notices.append((job, reason, False))
             elif row.attempt >= s.notifier_max_attempts:
                 outcomes.append(Result(row.delivery_id, "abandoned", result.provider,

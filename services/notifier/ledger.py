@@ -16,10 +16,8 @@ fetched batch of messages, not one per message.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
 import asyncpg
 
 from contracts import DeliveryOutcomeV1
@@ -27,7 +25,7 @@ from contracts import DeliveryOutcomeV1
 DELIVERY_NAMESPACE = uuid.UUID("0b7e6a52-58f4-4c1f-9f0b-3c7d2b1e9a44")
 OUTCOMES = frozenset({"sent", "failed", "suppressed", "retrying", "abandoned", "delivered", "bounced"})
 
-_COLUMNS = "delivery_id, event_id, account_id, workspace, channel, slot, provider, status, attempt, error, updated_at"
+_COLUMNS = "delivery_id, event_id, account_id, workspace, channel, slot, provider, status, attempt, error, held, updated_at"
 
 
 def ledger_key(slot: str) -> str:
@@ -72,14 +70,15 @@ class Row:
     status: str
     attempt: int
     error: str | None
+    held: str | None
     updated_at: datetime
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def outcome(self) -> DeliveryOutcomeV1:
         return DeliveryOutcomeV1(
             delivery_id=self.delivery_id, event_id=self.event_id, account_id=self.account_id,
             workspace=self.workspace, channel=self.channel, provider=self.provider, status=self.status,
-            attempt=max(self.attempt, 1), error=self.error, at=self.updated_at,
+            attempt=max(self.attempt, 1), error=self.error, at=self.updated_at, held=self.held,
+            audience="team" if self.slot.startswith("team:") else "client",
         )
 
 
@@ -98,13 +97,14 @@ async def claim(
     claimed = _rows(await conn.fetch(
         f"""
         INSERT INTO notifier_deliveries (delivery_id, event_id, account_id, workspace, channel, slot, provider,
-                                         recipient, envelope, status, error, attempt, lease_until, lease_owner,
-                                         published, updated_at)
+                                         recipient, envelope, status, error, held, attempt, lease_until,
+                                         lease_owner, published, updated_at)
         SELECT d.delivery_id, d.event_id, d.account_id, d.workspace, d.channel, d.slot, d.provider, d.recipient,
                d.envelope,
                CASE WHEN d.status = 'sending' AND s.address IS NOT NULL THEN 'suppressed' ELSE d.status END,
                CASE WHEN d.status = 'sending' AND s.address IS NOT NULL
-                    THEN 'held: ' || s.reason || ' (a staff resend clears it)' ELSE d.error END,
+                    THEN 'the address is held: ' || s.reason || ' (a staff resend clears it)' ELSE d.error END,
+               CASE WHEN d.status = 'sending' AND s.address IS NOT NULL THEN s.reason END,
                1, now() + make_interval(secs => $12), $13, false, now()
           FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[],
                       $8::text[], $9::jsonb[], $10::text[], $11::text[])
@@ -139,6 +139,7 @@ class Result:
     error: str | None = None
     message_id: str | None = None
     retry_in: float | None = None  # seconds, for 'retrying'
+    held: str | None = None  # the address is now suppressed, and why
 
 
 async def record(conn: asyncpg.Connection, results: list[Result], *, owner: str) -> list[Row]:
@@ -150,18 +151,18 @@ async def record(conn: asyncpg.Connection, results: list[Result], *, owner: str)
     return _rows(await conn.fetch(
         f"""
         UPDATE notifier_deliveries n
-           SET status = u.status, error = u.error, provider = u.provider,
+           SET status = u.status, error = u.error, provider = u.provider, held = u.held,
                message_id = COALESCE(u.message_id, n.message_id),
                next_attempt_at = CASE WHEN u.status = 'retrying' THEN now() + make_interval(secs => u.retry_in) END,
                sent_at = CASE WHEN u.status = 'sent' THEN now() ELSE n.sent_at END,
                lease_until = NULL, published = false, updated_at = now()
-          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[])
-               AS u(delivery_id, status, error, provider, message_id, retry_in)
+          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[], $8::text[])
+               AS u(delivery_id, status, error, provider, message_id, retry_in, held)
          WHERE n.delivery_id = u.delivery_id AND n.status = 'sending' AND n.lease_owner = $7
      RETURNING {", ".join("n." + c.strip() for c in _COLUMNS.split(","))}
         """,
         [x.delivery_id for x in r], [x.status for x in r], [x.error for x in r], [x.provider for x in r],
-        [x.message_id for x in r], [x.retry_in for x in r], owner,
+        [x.message_id for x in r], [x.retry_in for x in r], owner, [x.held for x in r],
     ))
 
 

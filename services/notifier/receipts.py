@@ -30,18 +30,22 @@ class Receipt:
 
 async def record(pool: asyncpg.Pool, receipt: Receipt) -> uuid.UUID | None:
     """The delivery the receipt is about, updated (None when it is not ours, e.g. sent by
-    another system on the same Postmark server). A late 'delivered' never overwrites 'bounced'."""
+    another system on the same Postmark server). A late 'delivered' never overwrites 'bounced'.
+    A report may beat the sender's own record of the send ('sending'): the report wins, and
+    the sender, finding its row no longer 'sending', leaves it alone (ledger.record)."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             """
-            UPDATE notifier_deliveries SET status = $3, error = $4, published = false, updated_at = now()
+            UPDATE notifier_deliveries
+               SET status = $3, error = $4, held = CASE WHEN $5 THEN 'postmark: ' || $4 END, published = false,
+                   updated_at = now()
              WHERE delivery_id = (SELECT delivery_id FROM notifier_deliveries
                                    WHERE delivery_id = $1 OR ($1 IS NULL AND message_id = $2) LIMIT 1)
-               AND status IN ('sent', 'delivered', 'bounced')
+               AND status IN ('sending', 'sent', 'delivered', 'bounced')
                AND NOT (status = 'bounced' AND $3 = 'delivered')
          RETURNING delivery_id, workspace, recipient
             """,
-            receipt.delivery_id, receipt.provider_message_id, receipt.status, receipt.reason,
+            receipt.delivery_id, receipt.provider_message_id, receipt.status, receipt.reason, receipt.suppress,
         )
         if row is None:
             return None

@@ -35,6 +35,8 @@ ALTER TABLE notifier_deliveries ADD COLUMN IF NOT EXISTS envelope jsonb;
 -- Outbox: an outcome recorded but not yet on the deliveries topic (a crash in between, or a
 -- webhook recorded by the API, which has no producer). The retry loop publishes these.
 ALTER TABLE notifier_deliveries ADD COLUMN IF NOT EXISTS published boolean NOT NULL DEFAULT true;
+-- Why the address is held from email, when this delivery found it suppressed or put it there.
+ALTER TABLE notifier_deliveries ADD COLUMN IF NOT EXISTS held text;
 UPDATE notifier_deliveries SET slot = channel WHERE slot IS NULL;
 -- Ledgers of older versions keyed (event_id, channel); one event now sends several messages
 -- on one channel (an auto-invite's email and the team's notice), so the delivery id is the key.
