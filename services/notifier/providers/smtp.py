@@ -11,7 +11,8 @@ import time
 
 import aiosmtplib
 
-from services.notifier.providers.base import Email, SendResult, mime_message, short_reason
+from services.notifier.mime import fits, mime_bytes
+from services.notifier.providers.base import Email, SendResult, message_id_for, mime_message, short_reason
 
 NAME = "smtp"
 
@@ -38,8 +39,13 @@ class SmtpProvider:
         self._idle: list[tuple[float, aiosmtplib.SMTP]] = []  # (last used, connection), newest last
 
     async def send(self, email: Email) -> SendResult:
-        message = mime_message(email)
-        message_id = str(message["Message-ID"])
+        # The fast path writes the bytes itself (services/notifier/mime.py); EmailMessage otherwise.
+        if fits(email):
+            message_id = message_id_for(email.delivery_id, email.from_address)
+            message = (email.from_address, [email.to], mime_bytes(email, message_id))
+        else:
+            message = mime_message(email)
+            message_id = str(message["Message-ID"])
         try:
             await self._send(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:  # every recipient refused; we send to one
@@ -62,14 +68,14 @@ class SmtpProvider:
     async def _send(self, message) -> None:
         client, reused = await self._take()
         try:
-            await client.send_message(message)
+            await _transmit(client, message)
         except _STALE:
             await _close(client)
             if not reused:
                 raise
             client = await self._connect()  # the relay dropped the kept connection: once more, fresh
             try:
-                await client.send_message(message)
+                await _transmit(client, message)
             except BaseException:
                 await _close(client)
                 raise
@@ -104,6 +110,13 @@ class SmtpProvider:
             client.close()
             raise
         return client
+
+
+async def _transmit(client: aiosmtplib.SMTP, message) -> None:
+    if isinstance(message, tuple):  # (envelope sender, recipients, the message's bytes)
+        await client.sendmail(*message)
+    else:
+        await client.send_message(message)
 
 
 async def _close(client: aiosmtplib.SMTP, polite: bool = False) -> None:
