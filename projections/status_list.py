@@ -230,7 +230,7 @@ async def _catch_up_deliveries(conn: asyncpg.Connection, account_id: uuid.UUID) 
     await conn.execute(
         """
         UPDATE account_status s SET last_delivery_status = d.status, last_delivery_at = d.at
-        FROM (SELECT status, at FROM account_deliveries WHERE account_id = $1
+        FROM (SELECT status, at FROM account_deliveries WHERE account_id = $1 AND audience = 'client'
               ORDER BY at DESC, attempt DESC LIMIT 1) d
         WHERE s.account_id = $1 AND s.last_delivery_at IS DISTINCT FROM d.at
         """,

@@ -135,7 +135,9 @@ class NotifierSettings(CommonSettings, SecretKeySettings):
     notifier_send_concurrency: int = Field(8, ge=1, le=256, description="Messages in flight to the providers at once")
     notifier_lease_seconds: float = Field(120.0, gt=0, description="How long a claimed delivery is ours; then retried")
     notifier_max_attempts: int = Field(6, ge=1, description="Attempts of a transiently failing delivery before abandoned")
-    notifier_retry_base_seconds: float = Field(30.0, ge=0, description="Backoff after the first failed attempt; doubles")
+    notifier_retry_base_seconds: float = Field(
+        60.0, ge=0, description="Backoff after the first failed attempt; doubles (6 attempts span about 15-30 minutes)"
+    )
     notifier_retry_max_seconds: float = Field(3600.0, ge=0, description="Longest backoff between attempts")
     notifier_retry_poll_seconds: float = Field(1.0, gt=0, description="How often due retries are looked for")
     notifier_outbox_grace_seconds: float = Field(
