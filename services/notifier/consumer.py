@@ -109,7 +109,7 @@ class Notifier:
                     await team.remember(conn, list(team_settings))
                     await suppression.clear(conn, clears)
             claimed, existing = await ledger.claim(
-                conn, planned, owner=self.owner, lease_seconds=self.settings.notifier_lease_seconds
+                conn, planned, owner=self.owner, lease_seconds=self.lease_for(len(planned))
             )
         to_send, decided = [], []
         for row in claimed:
@@ -122,6 +122,14 @@ class Notifier:
         repeats = [r for r in existing if r.status in ledger.OUTCOMES]
         await self.publish(decided + recorded, repeats)
         self._log(decided + recorded, existing)
+
+    def lease_for(self, count: int) -> float:
+        """A lease long enough to send `count` messages even if every send takes its provider's
+        whole timeout: a lease running out while we are still sending would have the retry loop
+        send the message a second time."""
+        s = self.settings
+        rounds = -(-count // s.notifier_send_concurrency)
+        return max(s.notifier_lease_seconds, rounds * max(s.smtp_timeout_seconds, s.provider_timeout_seconds) * 1.5)
 
     def _planned(self, event: AccessEventV1, raw: str, message: seams.OutgoingMessage, now: datetime) -> Planned:
         status, error = "sending", None
@@ -260,12 +268,12 @@ class Notifier:
 
     # Retry loop work (retries.py calls these).
 
-    async def retry_due(self, limit: int = 100) -> int:
-        """Send what is due again (transient failures, expired leases, queued team notices)."""
+    async def retry_due(self, limit: int | None = None) -> int:
+        """Send what is due again (transient failures, expired leases, queued team notices), a
+        few rounds of sends at a time, so their lease stays short."""
+        limit = limit or self.settings.notifier_send_concurrency * 4
         async with self.pool.acquire() as conn:
-            due = await ledger.claim_due(
-                conn, owner=self.owner, lease_seconds=self.settings.notifier_lease_seconds, limit=limit
-            )
+            due = await ledger.claim_due(conn, owner=self.owner, lease_seconds=self.lease_for(limit), limit=limit)
         if not due:
             return 0
         jobs, undeliverable = [], []

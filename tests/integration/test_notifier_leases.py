@@ -58,7 +58,9 @@ async def test_a_notifier_killed_mid_send_leaves_a_lease_that_another_takes_once
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     env = {**os.environ, **base_env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(port),
-           "NOTIFIER_GROUP_ID": unique("notifier"), "NOTIFIER_LEASE_SECONDS": str(LEASE_SECONDS)}
+           "NOTIFIER_GROUP_ID": unique("notifier"), "NOTIFIER_LEASE_SECONDS": str(LEASE_SECONDS),
+           # The lease covers a send's whole timeout (Notifier.lease_for): keep both short here.
+           "SMTP_TIMEOUT_SECONDS": str(LEASE_SECONDS * 2 / 3), "PROVIDER_TIMEOUT_SECONDS": str(LEASE_SECONDS * 2 / 3)}
     first = subprocess.Popen([str(Path(sys.executable).parent / "porchlight"), "notifier"], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
