@@ -18,8 +18,9 @@ from typing import Annotated, Any
 
 from faststream import Context
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
 
-from contracts.access import AccessEventV1, parse_access_event
+from contracts.access import ENVELOPES, TYPE_HEADER, AccessEventV1, parse_access_event
 from services.common.consumer_errors import Unprocessable
 from services.common.dead_letters import RECORD_FAILURES, RecordFailures
 from services.notifier import team
@@ -36,8 +37,19 @@ class RenderFailed(Unprocessable):
 
 
 def _parse(record: Any) -> AccessEventV1:
-    for _, value in record.headers:  # what FastStream's parser would have refused, for this record alone
-        value.decode()
+    kind = None
+    for name, value in record.headers:  # what FastStream's parser would have refused, for this record alone
+        decoded = value.decode()
+        if name == TYPE_HEADER:
+            kind = decoded
+    typed = ENVELOPES.get(kind) if kind else None
+    if typed is not None:
+        # Validated once, straight into its typed envelope (parse_access_event validates the
+        # generic envelope first); anything that does not fit takes the general path below.
+        try:
+            return typed.model_validate_json(record.value)
+        except ValidationError:
+            pass
     return parse_access_event(record.value)
 
 
