@@ -132,7 +132,9 @@ async def test_a_permanent_failure_is_recorded_once_never_retried(base_env, smtp
         async with running(notifier_settings(base_env, port, **FAST)):
             await publish(kafka_bootstrap, topic_names["access"], ana)
             await poll_until(lambda: _async(handler.to(team)), what="the team's notice")
-    client = str(delivery_id_for(ana.event_id, "client:email"))
+            client = str(delivery_id_for(ana.event_id, "client:email"))
+            await poll_until(lambda: _async([o for o in outcomes_for(outcomes, ana) if o["delivery_id"] == client]),
+                             what="the failed outcome")
     [failed] = [o for o in outcomes_for(outcomes, ana) if o["delivery_id"] == client]
     assert (failed["status"], failed["attempt"]) == ("failed", 1)
     assert failed["error"].startswith("550") and "No such user" in failed["error"]
