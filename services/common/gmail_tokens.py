@@ -33,7 +33,9 @@ class GmailToken:
 
 class TokenSeal:
     def __init__(self, secret_key: bytes) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"porchlight", info=b"staff-gmail-tokens/v1").derive(secret_key)
+        # A key for this purpose only: the same secret also derives links and codes (HMAC).
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"porchlight", info=b"staff-gmail-tokens/v1")
+        key = hkdf.derive(secret_key)
         self._aead = AESGCM(key)
 
     def seal(self, workspace: str, staff_id: str, token: GmailToken) -> bytes:

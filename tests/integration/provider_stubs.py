@@ -32,6 +32,7 @@ class Stub:
     accepted: list[Any] = field(default_factory=list)
     refused: list[Answer] = field(default_factory=list)  # what the stub's own checks refused
     forced: list[Answer] = field(default_factory=list)  # answered, in order, to checked requests
+    peers: list[tuple[str, int]] = field(default_factory=list)  # the client end of each request's connection
     base_url: str = ""
 
     def answer_next(self, status: int, body: dict[str, Any]) -> None:
@@ -53,7 +54,11 @@ async def serving(stub: Stub, path: str, handle: Callable[[Request], Awaitable[R
     async def not_documented(request: Request) -> Response:
         return JSONResponse({"error": f"no such endpoint {request.method} {request.url.path}"}, status_code=404)
 
-    app = Starlette(routes=[Route(path, handle, methods=["POST"]), Route("/{rest:path}", not_documented)])
+    async def recorded(request: Request) -> Response:
+        stub.peers.append((request.client.host, request.client.port))
+        return await handle(request)
+
+    app = Starlette(routes=[Route(path, recorded, methods=["POST"]), Route("/{rest:path}", not_documented)])
     async with live_server(app) as base_url:
         stub.base_url = base_url
         yield stub

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.common.gmail_tokens import GmailToken, GmailTokens, TokenSeal
-from services.notifier.providers import Email, GmailRouter, PostmarkProvider
+from services.common.settings import NotifierSettings
+from services.notifier.providers import Email, GmailRouter, PostmarkProvider, email_provider
 from tests.conftest import SECRET_KEY
 from tests.helpers import unique
 from tests.integration.conftest import auth
@@ -178,3 +179,25 @@ async def test_a_bad_body_is_refused_without_echoing_the_token(api, pro_workspac
         response = await api.put(path(ws, "staff-1"), headers=auth(staff_token(ws)), json=body)
         assert response.status_code == 422 and response.json()["code"] == "validation_error", response.text
         assert token not in response.text
+
+
+async def test_without_gmail_api_url_staff_gmail_is_not_used(api, pro_workspace, staff_token, stubs, pg_pool):
+    gmail, postmark = stubs
+    ws, token = pro_workspace, secrets.token_urlsafe(30)
+    gmail.valid_tokens.add(token)
+    await api.put(path(ws, "staff-1"), headers=auth(staff_token(ws)), json={"access_token": token})
+    settings = NotifierSettings(
+        database_url="postgresql://unused@localhost/unused", kafka_bootstrap_servers="unused:9092",
+        porchlight_secret_key=SECRET_KEY, email_provider="postmark", postmark_api_url=postmark.base_url,
+        postmark_server_token=postmark.server_token,
+    )
+    transactional = email_provider(settings)
+    for gmail_api_url, provider in ((None, "postmark"), (gmail.base_url, "gmail")):
+        router = GmailRouter.from_settings(settings.model_copy(update={"gmail_api_url": gmail_api_url}),
+                                           pg_pool, transactional)
+        try:
+            result = await router.send(an_email(), workspace=ws, staff_id="staff-1")
+        finally:
+            await router.close()
+        assert (result.status, result.provider, result.fell_back_from) == ("sent", provider, None)
+    await transactional.close()

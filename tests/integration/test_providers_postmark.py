@@ -8,7 +8,8 @@ import uuid
 import pytest
 
 from deploy import embedded
-from services.notifier.providers import Email, PostmarkProvider
+from services.common.settings import NotifierSettings
+from services.notifier.providers import Email, PostmarkProvider, email_provider
 from tests.integration.provider_stubs import postmark_stub
 
 
@@ -89,6 +90,20 @@ async def test_rate_limits_and_server_errors_are_transient(postmark, status, bod
     assert result.status == "transient" and result.reason.startswith(str(status))
 
 
+async def test_email_provider_postmark_is_built_from_the_settings(postmark):
+    stub, _ = postmark
+    provider = email_provider(NotifierSettings(
+        database_url="postgresql://unused@localhost/unused", kafka_bootstrap_servers="unused:9092",
+        porchlight_secret_key="s" * 40, email_provider="postmark", postmark_api_url=stub.base_url,
+        postmark_server_token=stub.server_token, postmark_message_stream="invites",
+    ))
+    try:
+        assert isinstance(provider, PostmarkProvider) and (await provider.send(an_email())).status == "sent"
+    finally:
+        await provider.close()
+    assert stub.accepted[0]["MessageStream"] == "invites"
+
+
 async def test_postmark_unreachable_is_transient():
     provider = PostmarkProvider(api_url=f"http://127.0.0.1:{embedded.free_port()}", server_token="t")
     try:
@@ -102,5 +117,4 @@ async def test_sends_share_a_kept_connection(postmark):
     stub, provider = postmark
     for _ in range(3):
         assert (await provider.send(an_email())).status == "sent"
-    pool = provider._client._transport._pool  # httpx's connection pool: one connection reused
-    assert len(pool.connections) == 1
+    assert len(stub.peers) == 3 and len(set(stub.peers)) == 1

@@ -206,3 +206,18 @@ async def test_no_relay_is_transient():
     finally:
         await provider.close()
     assert result.status == "transient" and result.provider == "smtp"
+
+
+async def test_an_address_that_is_not_ascii_goes_with_smtputf8():
+    relay = Relay()
+    controller = serve(relay, enable_SMTPUTF8=True)
+    provider = provider_for(controller.port)
+    try:
+        result = await provider.send(an_email("zoë@exämple.com"))
+    finally:
+        await provider.close()
+        controller.stop()
+    assert result.status == "sent"
+    [mail] = relay.received
+    assert mail.rcpt_tos == ["zoë@exämple.com"] and mail.message["To"] == "zoë@exämple.com"
+    assert mail.part("plain").strip() == "Hello Ana"

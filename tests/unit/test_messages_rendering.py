@@ -142,7 +142,9 @@ def test_the_footer_says_who_sent_it_and_why():
 def test_the_invite_names_the_inviting_person_and_the_workspace():
     rendered = render_invite(invite(inviter="Pat"), LINK)
     assert rendered.subject == "Pat at Pride Travelers invited you to their client portal"
-    assert "Pat at Pride Travelers invited you to the Pride Travelers client portal." in rendered.text
+    assert "Pat at Pride Travelers invited you to their client portal." in rendered.text
+    other = render_invite(invite(inviter="Pat", sender_name="Pride Support"), LINK)  # the brand differs
+    assert "Pat at Pride Support invited you to the Pride Travelers client portal." in other.text
     assert rendered.from_name == "Pride Travelers"
     auto = render_invite(invite(method="auto_on_share", inviter="Pat"), LINK)
     assert auto.subject == "Pride Travelers invited you to their client portal"  # the workspace, not a person
@@ -155,7 +157,7 @@ def test_a_resend_and_a_reactivation_say_what_they_are():
     assert "any earlier one no longer works" in resend.text and "any earlier one no longer works" in resend.html
     back = render_invite(invite(method="reactivate"), LINK)
     assert back.subject == "Pride Travelers restored your access to their client portal"
-    assert "restored your access to the Pride Travelers client portal" in back.text
+    assert "Pride Travelers restored your access to their client portal." in back.text
 
 
 def test_the_portal_description_and_the_onboarding_link_when_the_workspace_has_them():
@@ -231,3 +233,27 @@ def test_one_skeleton_serves_every_recipient_of_a_workspace():
         render_invite(invite(name=f"Client {i}"), LINK + str(i))
     info = rendering._skeletons.cache_info()
     assert info.misses == 1 and info.hits == 49
+
+
+@pytest.mark.parametrize("name", ["Ana Lima", None, "Ana <b>&</b> \"Lima\""])
+def test_every_message_is_the_same_cached_or_from_scratch(monkeypatch, name):
+    cached = list(every_message(name, reply_to="hello@pride.example", logo_url=None))
+    from services.messages import invite as invite_module, password_reset, sign_in
+    for module in (invite_module, password_reset, sign_in, team):
+        monkeypatch.setattr(module, "render_cached", render_uncached)
+    scratch = list(every_message(name, reply_to="hello@pride.example", logo_url=None))
+    assert [m for m, _ in cached] == [m for m, _ in scratch]
+    for (message, a), (_, b) in zip(cached, scratch):
+        assert (a.subject, a.text, a.from_name, a.reply_to) == (b.subject, b.text, b.from_name, b.reply_to), message
+        assert htmllib.unescape(a.html) == htmllib.unescape(b.html), message
+        if name is None or name == "Ana Lima":
+            assert a.html == b.html, message  # nothing to escape: byte for byte
+
+
+def test_braces_in_names_are_only_text():
+    # The skeleton is filled by str.format_map: braces in the template's own text (a
+    # workspace name) and in values (a client's name) must come out as typed.
+    rendered = render_invite(invite(name="{link} {0} }{", workspace_name="Pride {email}", sender_name="Pride {email}"),
+                             LINK)
+    assert "Welcome, {link} {0} }{!" in rendered.text and "Pride {email}" in rendered.text
+    assert rendered.subject == "Pride {email} invited you to their client portal"

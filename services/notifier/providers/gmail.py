@@ -19,12 +19,13 @@ import base64
 import logging
 from dataclasses import replace
 from datetime import datetime, timezone
+from email.policy import SMTPUTF8
 
 import httpx
 
 from services.common.gmail_tokens import GmailToken, GmailTokens, TokenSeal
 from services.notifier.providers import http
-from services.notifier.providers.base import Email, EmailProvider, SendResult, mime_message, short_reason
+from services.notifier.providers.base import Email, EmailProvider, SendResult, mime_bytes, mime_message, short_reason
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class GmailRouter:
     async def _send(self, email: Email, token: GmailToken) -> SendResult | None:
         """The result, or None when Gmail refused the token (401/403)."""
         assert self._client is not None
-        raw = base64.urlsafe_b64encode(mime_message(email).as_bytes()).decode("ascii")
+        data = mime_bytes(email) or mime_message(email).as_bytes(policy=SMTPUTF8)
+        raw = base64.urlsafe_b64encode(data).decode("ascii")
         try:
             response = await self._client.post(
                 SEND_PATH, json={"raw": raw}, headers={"Authorization": f"Bearer {token.access_token}"}
@@ -81,7 +83,8 @@ class GmailRouter:
         if response.status_code in FALL_BACK:
             return None
         error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
-        reason = short_reason(f"{response.status_code} {error.get('status') or ''}: {error.get('message') or response.reason_phrase}")
+        message = error.get("message") or response.reason_phrase
+        reason = short_reason(f"{response.status_code} {error.get('status') or ''}: {message}")
         return SendResult("transient" if http.is_transient_status(response.status_code) else "permanent", NAME, reason)
 
     async def _fall_back(self, email: Email, workspace: str, staff_id: str, why: str) -> SendResult:

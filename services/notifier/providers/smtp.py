@@ -8,11 +8,11 @@ reply, a dropped connection or a timeout is worth another try later (transient).
 from __future__ import annotations
 
 import time
+from email.message import EmailMessage
 
 import aiosmtplib
 
-from services.notifier.mime import fits, mime_bytes
-from services.notifier.providers.base import Email, SendResult, message_id_for, mime_message, short_reason
+from services.notifier.providers.base import Email, SendResult, message_id_for, mime_bytes, mime_message, short_reason
 
 NAME = "smtp"
 
@@ -39,13 +39,10 @@ class SmtpProvider:
         self._idle: list[tuple[float, aiosmtplib.SMTP]] = []  # (last used, connection), newest last
 
     async def send(self, email: Email) -> SendResult:
-        # The fast path writes the bytes itself (services/notifier/mime.py); EmailMessage otherwise.
-        if fits(email):
-            message_id = message_id_for(email.delivery_id, email.from_address)
-            message = (email.from_address, [email.to], mime_bytes(email, message_id))
-        else:
-            message = mime_message(email)
-            message_id = str(message["Message-ID"])
+        data = mime_bytes(email)
+        # Written directly where it can be (a tenth of the CPU); otherwise the standard library's
+        # message, which aiosmtplib sends with SMTPUTF8 for addresses that are not ASCII.
+        message = (email.from_address, email.to, data) if data is not None else mime_message(email)
         try:
             await self._send(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:  # every recipient refused; we send to one
@@ -58,14 +55,14 @@ class SmtpProvider:
             return SendResult(status, NAME, short_reason(f"{exc.code} {exc.message}"))
         except (aiosmtplib.SMTPException, OSError) as exc:  # connection, TLS, timeout, no STARTTLS
             return SendResult("transient", NAME, short_reason(f"{type(exc).__name__}: {exc}"))
-        return SendResult("sent", NAME, provider_message_id=message_id)
+        return SendResult("sent", NAME, provider_message_id=message_id_for(email.delivery_id, email.from_address))
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for _, client in idle:
             await _close(client, polite=True)
 
-    async def _send(self, message) -> None:
+    async def _send(self, message: tuple[str, str, bytes] | EmailMessage) -> None:
         client, reused = await self._take()
         try:
             await _transmit(client, message)
@@ -112,11 +109,12 @@ class SmtpProvider:
         return client
 
 
-async def _transmit(client: aiosmtplib.SMTP, message) -> None:
-    if isinstance(message, tuple):  # (envelope sender, recipients, the message's bytes)
-        await client.sendmail(*message)
-    else:
+async def _transmit(client: aiosmtplib.SMTP, message: tuple[str, str, bytes] | EmailMessage) -> None:
+    if isinstance(message, EmailMessage):
         await client.send_message(message)
+    else:
+        sender, recipient, data = message
+        await client.sendmail(sender, [recipient], data)
 
 
 async def _close(client: aiosmtplib.SMTP, polite: bool = False) -> None:

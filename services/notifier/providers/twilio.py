@@ -44,7 +44,8 @@ class TwilioProvider:
         answer = http.json_body(response)
         if response.status_code in (200, 201) and answer.get("sid"):
             return SendResult("sent", NAME, provider_message_id=answer["sid"])
-        reason = short_reason(f"{response.status_code} code {answer.get('code')}: {answer.get('message') or response.reason_phrase}")
+        message = answer.get("message") or response.reason_phrase
+        reason = short_reason(f"{response.status_code} code {answer.get('code')}: {message}")
         return SendResult("transient" if http.is_transient_status(response.status_code) else "permanent", NAME, reason)
 
     async def close(self) -> None:

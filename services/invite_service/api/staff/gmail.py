@@ -77,7 +77,9 @@ async def _allowed(ws: str, staff_id: str, staff: StaffClaims, access: Access) -
 
 
 @router.put("/gmail", response_model=GmailConnectionOut, summary="Connect a staff member's Gmail",
-            responses=problem_responses({**_ERRORS, **BODY_ERRORS, 422: "A missing token or a bad expiry (`validation_error`)"}))
+            responses=problem_responses({
+                **_ERRORS, **BODY_ERRORS, 422: "A missing token or a bad expiry (`validation_error`)",
+            }))
 async def connect_gmail(ws: str, staff_id: StaffId, body: GmailConnectionIn, staff: StaffReader, access: Access,
                         pool: ReadPool, settings: Settings) -> GmailConnectionOut:
     """Stores the token encrypted, replacing one connected before; answers without it."""
