@@ -14,6 +14,7 @@ import uuid
 
 from contracts.deliveries import DeliveryOutcomeV1
 from projections.projector import ProjectorContext
+from projections.status_list import lock_account
 
 PROJECTION = "deliveries"
 RECEIPTS = frozenset({"delivered", "bounced"})  # reports on an attempt already recorded
@@ -57,6 +58,9 @@ async def on_delivery(outcome: DeliveryOutcomeV1, projector: ProjectorContext) -
             return True  # about the account, not to it: listed, but not its delivery status
         # Topics are not ordered against each other: only a newer outcome replaces the
         # shown status, and a row created later catches up (status_list._catch_up_deliveries).
+        # The account's lock orders this against that catch-up: without it, a row created in a
+        # concurrent transaction is seen by neither side and the delivery never shows.
+        await lock_account(conn, outcome.account_id)
         await conn.execute(
             """
             UPDATE account_status SET last_delivery_status = $3, last_delivery_at = $4

@@ -260,8 +260,17 @@ HANDLERS = (
 )
 
 
+async def lock_account(conn: asyncpg.Connection, account_id: uuid.UUID) -> None:
+    """Until the transaction ends: orders a delivery's update against the catch-up of a row being
+    created, which run in different consumers' transactions (see _catch_up_deliveries)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 17))", str(account_id))
+
+
 async def _catch_up_deliveries(conn: asyncpg.Connection, account_id: uuid.UUID) -> None:
-    """Deliveries come on another topic and may be projected before the account row exists."""
+    """Deliveries come on another topic and may be projected before the account row exists.
+    Whichever of the two transactions takes the account's lock second sees the other's
+    committed write: the delivery's update finds the row, or this catch-up finds the delivery."""
+    await lock_account(conn, account_id)
     await conn.execute(
         """
         UPDATE account_status s SET last_delivery_status = d.status, last_delivery_at = d.at
