@@ -47,6 +47,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.read_pool = await create_pool(settings.database_url, max_size=10)
         app.state.throttle = Throttle(app.state.read_pool)
         app.state.portal_access.allow_http_portal_url = settings.allow_http_portal_url
+        app.state.portal_access.public_https = settings.public_base_url.startswith("https://")
         app.state.portal_access.session_absolute_lifetime = timedelta(days=settings.session_absolute_days)
         log.info("api ready on %s:%s", settings.host, settings.port)
         try:

@@ -70,6 +70,7 @@ def _actor(account_id: UUID) -> dict[str, Any]:
 class SignInCommands:
     # Set by the API's composition root from its settings.
     allow_http_portal_url = False
+    public_https = False  # the public URL is https: cookies are Secure
     session_absolute_lifetime = sessions.ABSOLUTE_LIFETIME
 
     # --- what starts a session, whatever the method

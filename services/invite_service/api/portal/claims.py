@@ -35,7 +35,7 @@ async def _page(request: Request, access, ws: str, token: str, status_code: int 
         "ask_password": workspace.settings["sign_in_method"] == "password",
         "error": error,
     }
-    return render(request, access.secret_key, ws, "claim.html", ctx, status_code=status_code)
+    return render(request, access, ws, "claim.html", ctx, status_code=status_code)
 
 
 @router.get(
@@ -97,4 +97,4 @@ async def claim(
             return await link_invalid(request, failures, access, ws)
     CLAIMS.labels("claimed").inc()
     log.info("account %s claimed its invitation in %s", result.account_id, ws)
-    return signed_in(request, ws, result, int(settings.session_absolute_days * 86400))
+    return signed_in(request, ws, result, settings)

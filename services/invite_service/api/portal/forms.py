@@ -4,9 +4,11 @@ page that carries a form, and the answer to a successful sign-in.
 CSRF is a signed double-submit: a page with a form sets a random `porchlight_csrf` cookie
 and puts HMAC(secret key, cookie) in a hidden field; a form POST must bring both, and they
 must match. Another site can make a browser POST a form here, but it can neither read
-nor set our cookie, so it cannot produce the pair. JSON bodies need no token: a browser
+nor set our cookie, so it cannot produce the pair. API callers need no token: a browser
 only sends `Content-Type: application/json` across sites after a CORS preflight, which
-this API never grants.
+this API never grants; and a bodiless POST asking for JSON can only come from script,
+whose cross-site response may not set our SameSite cookies nor carry them. What a form
+can send (urlencoded, multipart, text/plain, or a page's bodiless POST) needs the token.
 """
 
 from __future__ import annotations
@@ -59,9 +61,19 @@ async def read_body(request: Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
+_FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"}
+
+
+def _needs_token(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type:
+        return content_type in _FORM_TYPES or content_type != "application/json"
+    return not wants_json(request)
+
+
 def check_csrf(request: Request, body: dict[str, str], key: bytes) -> Problem | None:
     """None when the POST may proceed, else the 403 to answer."""
-    if is_json(request):
+    if not _needs_token(request):
         return None
     cookie = request.cookies.get(CSRF_COOKIE, "")
     token = body.get(CSRF_FIELD, "")
@@ -71,9 +83,10 @@ def check_csrf(request: Request, body: dict[str, str], key: bytes) -> Problem | 
                    "The form expired or did not come from this site; reload the page and try again.")
 
 
-def render(request: Request, key: bytes, ws: str, template: str, ctx: dict[str, Any], status_code: int = 200,
+def render(request: Request, access: Any, ws: str, template: str, ctx: dict[str, Any], status_code: int = 200,
            headers: dict[str, str] | None = None) -> Response:
     """A page whose forms carry the CSRF token; sets the cookie it pairs with when missing."""
+    key = access.secret_key
     cookie = request.cookies.get(CSRF_COOKIE)
     fresh = not cookie or len(cookie) > 100
     if fresh:
@@ -83,14 +96,14 @@ def render(request: Request, key: bytes, ws: str, template: str, ctx: dict[str, 
                                           headers={"Cache-Control": "no-store", **(headers or {})})
     if fresh:
         response.set_cookie(CSRF_COOKIE, cookie, path=f"/portal/{ws}", httponly=True, samesite="strict",
-                            secure=_secure(request))
+                            secure=request.url.scheme == "https" or access.public_https)
     return response
 
 
-def _secure(request: Request) -> bool:
+def _secure(request: Request, settings: Any) -> bool:
     # Behind a TLS-terminating proxy the request itself is plain HTTP; the public URL is
     # what the browser sees.
-    return request.url.scheme == "https" or request.app.state.settings.public_base_url.startswith("https://")
+    return request.url.scheme == "https" or settings.public_base_url.startswith("https://")
 
 
 def client_of(request: Request) -> tuple[str | None, str | None]:
@@ -98,7 +111,7 @@ def client_of(request: Request) -> tuple[str | None, str | None]:
     return (request.client.host if request.client else None), (request.headers.get("user-agent") or "")[:300] or None
 
 
-def signed_in(request: Request, ws: str, result: Any, lifetime_seconds: int) -> Response:
+def signed_in(request: Request, ws: str, result: Any, settings: Any) -> Response:
     """After any sign-in: on to the host portal (with its one-time code) or ours, with the cookie."""
     body: Response
     if wants_json(request):
@@ -108,15 +121,15 @@ def signed_in(request: Request, ws: str, result: Any, lifetime_seconds: int) -> 
     else:
         body = RedirectResponse(result.redirect_to or f"/portal/{ws}/", status_code=303,
                                 headers={"Cache-Control": "no-store"})
-    body.set_cookie(sessions.COOKIE_NAME, result.session, max_age=lifetime_seconds, path=f"/portal/{ws}",
-                    httponly=True, secure=_secure(request), samesite="lax")
+    body.set_cookie(sessions.COOKIE_NAME, result.session, max_age=int(settings.session_absolute_days * 86400),
+                    path=f"/portal/{ws}", httponly=True, secure=_secure(request, settings), samesite="lax")
     return body
 
 
-def problem_or_page(request: Request, key: bytes, ws: str, problem: Problem, template: str,
+def problem_or_page(request: Request, access: Any, ws: str, problem: Problem, template: str,
                     ctx: dict[str, Any]) -> Response:
     """Problem details for `Accept: application/json`, else the page (with the problem's status)."""
     if wants_json(request):
         return problem_response(problem, request)
-    return render(request, key, ws, template, {"error": problem.detail, **ctx}, status_code=problem.status,
+    return render(request, access, ws, template, {"error": problem.detail, **ctx}, status_code=problem.status,
                   headers=problem.headers)

@@ -72,5 +72,5 @@ async def link_invalid(request: Request, failures: FailureLimiter, access: Porta
     if wants_json(request):
         return problem_response(Problem(410, LinkInvalid.code, "Link invalid", LinkInvalid.detail), request)
     sender, method, _ = await look(access, ws)
-    return render(request, access.secret_key, ws, "link_invalid.html", {"brand": sender, "method": method},
+    return render(request, access, ws, "link_invalid.html", {"brand": sender, "method": method},
                   status_code=410)

@@ -43,7 +43,7 @@ async def home(request: Request, access: Access, pool: ReadPool, settings: Setti
     found = await current(request, pool, settings, ws)
     sender, method, _ = await look(access, ws)
     ctx = {"brand": sender, "account": found, "sign_out": f"/portal/{ws}/sign-out", "method": method or "magic_link"}
-    return render(request, access.secret_key, ws, "portal_home.html", ctx, status_code=200 if found else 401)
+    return render(request, access, ws, "portal_home.html", ctx, status_code=200 if found else 401)
 
 
 @router.post("/sign-out", response_class=Response, responses={

@@ -86,7 +86,7 @@ async def _answer(request: Request, access, ws: str, problem: Problem, template:
     if problem.status == 429 and not wants_json(request):
         template = "too_many_attempts.html"
         ctx["retry_after"] = problem.headers.get("Retry-After")
-    return problem_or_page(request, access.secret_key, ws, problem,
+    return problem_or_page(request, access, ws, problem,
                            template, {"brand": sender, "method": method, **ctx})
 
 
@@ -100,7 +100,7 @@ def _locked(exc: LockedOut) -> Problem:
 @router.get("/sign-in", response_class=Response, summary="The branded sign-in page", responses={200: _HTML})
 async def sign_in_page(request: Request, access: Access, ws: str = Path()) -> Response:
     sender, method, _ = await look(access, ws)
-    return render(request, access.secret_key, ws, "sign_in.html", {"brand": sender, "method": method or "magic_link"})
+    return render(request, access, ws, "sign_in.html", {"brand": sender, "method": method or "magic_link"})
 
 
 async def _request_in_background(work, ws: str) -> None:
@@ -130,7 +130,7 @@ async def _accepted(request: Request, access, ws: str, email: str, forgot: bool 
     sender, method, settings = await look(access, ws)
     ctx = {"brand": sender, "method": "magic_link" if forgot else method, "email": email, "forgot": forgot,
            "ttl_minutes": settings.get("magic_link_ttl_minutes") or 15}
-    return render(request, access.secret_key, ws, "sign_in_sent.html", ctx, status_code=202)
+    return render(request, access, ws, "sign_in_sent.html", ctx, status_code=202)
 
 
 @router.post("/sign-in/code", response_class=Response, summary="Sign in with the emailed 6-digit code",
@@ -143,7 +143,7 @@ async def sign_in_with_code(request: Request, access: Access, settings: Settings
     if problem is None:
         try:
             result = await access.sign_in_with_code(ws, form.email, form.code, _client(request))
-            return signed_in(request, ws, result, int(settings.session_absolute_days * 86400))
+            return signed_in(request, ws, result, settings)
         except WrongCode as exc:
             problem = Problem(401, exc.code, "Wrong code", exc.detail)
         except LockedOut as exc:
@@ -162,7 +162,7 @@ async def sign_in_with_password(request: Request, access: Access, settings: Sett
     if problem is None:
         try:
             result = await access.sign_in_with_password(ws, form.email, form.password, _client(request))
-            return signed_in(request, ws, result, int(settings.session_absolute_days * 86400))
+            return signed_in(request, ws, result, settings)
         except WrongPassword as exc:
             problem = Problem(401, exc.code, "Wrong email or password", exc.detail)
         except LockedOut as exc:
@@ -173,7 +173,7 @@ async def sign_in_with_password(request: Request, access: Access, settings: Sett
 @router.get("/password/forgot", response_class=Response, summary="Ask for a password-reset link", responses={200: _HTML})
 async def forgot_page(request: Request, access: Access, ws: str = Path()) -> Response:
     sender, _, _ = await look(access, ws)
-    return render(request, access.secret_key, ws, "password_forgot.html", {"brand": sender})
+    return render(request, access, ws, "password_forgot.html", {"brand": sender})
 
 
 @router.post("/password/forgot", response_class=Response, status_code=202,
@@ -203,7 +203,7 @@ async def magic_page(request: Request, access: Access, failures: ClaimFailures, 
     except LinkInvalid:
         return await link_invalid(request, failures, access, ws)
     sender, _, _ = await look(access, ws)
-    return render(request, access.secret_key, ws, "magic.html",
+    return render(request, access, ws, "magic.html",
                   {"brand": sender, "email": account.email, "action": request.url.path})
 
 
@@ -226,7 +226,7 @@ async def magic_sign_in(request: Request, access: Access, failures: ClaimFailure
         result = await access.sign_in_with_magic_link(ws, token, _client(request))
     except LinkInvalid:
         return await link_invalid(request, failures, access, ws)
-    return signed_in(request, ws, result, int(settings.session_absolute_days * 86400))
+    return signed_in(request, ws, result, settings)
 
 
 @router.get("/password/reset/{token}", response_class=Response, summary="A reset link's page: consumes nothing",
@@ -240,7 +240,7 @@ async def reset_page(request: Request, access: Access, failures: ClaimFailures, 
     except LinkInvalid:
         return await link_invalid(request, failures, access, ws)
     sender, _, _ = await look(access, ws)
-    return render(request, access.secret_key, ws, "password_reset.html",
+    return render(request, access, ws, "password_reset.html",
                   {"brand": sender, "email": account.email, "action": request.url.path})
 
 
@@ -262,7 +262,7 @@ async def reset_password(request: Request, access: Access, failures: ClaimFailur
     except WeakPassword as exc:
         account = await _check(access, ws, token, tokens.RESET)
         sender, _, _ = await look(access, ws)
-        return problem_or_page(request, access.secret_key, ws, Problem(422, exc.code, "Choose a different password",
+        return problem_or_page(request, access, ws, Problem(422, exc.code, "Choose a different password",
                                exc.detail), "password_reset.html",
                                {"brand": sender, "email": account.email, "action": request.url.path})
-    return signed_in(request, ws, result, int(settings.session_absolute_days * 86400))
+    return signed_in(request, ws, result, settings)
