@@ -55,7 +55,7 @@ class SignInResult:
     status: str
     position: int
     session_id: UUID
-    cookie: str = field(repr=False)  # the session cookie value; stored nowhere, never logged
+    session: str = field(repr=False)  # the session cookie value; stored nowhere, never logged
     redirect_to: str | None = field(default=None, repr=False)  # portal_url with a one-time code
 
 
