@@ -84,7 +84,7 @@ class ClaimCommands:
         the claim stands. Claiming counts as the first sign-in (SignedIn, method `claim`);
         in a code workspace this is how the single-use link signs the client in."""
         invitation, account = await asyncio.to_thread(self.check_claim, slug, token)
-        workspace = await asyncio.to_thread(self.get_workspace, slug)
+        workspace = await self._workspace_for_invite(slug)
         extra_rows = []
         password_hash = None
         if workspace.settings["sign_in_method"] == "password":
@@ -100,7 +100,7 @@ class ClaimCommands:
             extra_rows.append(credentials.store(account.id, password_hash))
         account.sign_in(method="claim", at=at, ip=getattr(client, "ip", None),
                         user_agent=getattr(client, "user_agent", None), actor=actor)
-        session, redirect_to, rows = await asyncio.to_thread(self.start_session, slug, account, "claim")
+        session, redirect_to, rows = await self.start_session(slug, account, "claim")
         try:
             position = await self._commit(invitation, account, side_rows=[*extra_rows, *rows])
         except IntegrityError:  # a concurrent claim of the same link won

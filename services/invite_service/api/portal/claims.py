@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from services.common.metrics import CLAIMS
 from services.common.problems import Problem, problem_response
 from services.invite_service.api.deps import Access, ClaimFailures, Settings
-from services.invite_service.api.portal.forms import check_csrf, client_of, read_body, render, signed_in, wants_json
+from services.invite_service.api.portal.forms import page_or_problem, check_csrf, client_of, read_body, render, signed_in, wants_json
 from services.invite_service.api.portal.pages import LINK_INVALID_RESPONSES, link_invalid, refused
 from services.invite_service.commands.sign_in import Client
 from services.invite_service.domain.errors import LinkInvalid, WeakPassword
@@ -67,8 +67,8 @@ async def show_claim(
               "session cookie", "content": {"application/json": {}}},
         303: {"description": "From the page's form: on to the workspace's portal_url with a one-time `code`, or "
               "to Porchlight's portal page, with the session cookie"},
-        403: {"description": "A form post without a valid CSRF token (`csrf_failed`)"},
-        422: {"description": "The password breaks a rule (`weak_password`); the page says which"},
+        403: page_or_problem("A form post without a valid CSRF token (`csrf_failed`)"),
+        422: page_or_problem("The password breaks a rule (`weak_password`); the page says which"),
         **LINK_INVALID_RESPONSES,
     },
 )

@@ -24,7 +24,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from services.common.problems import Problem, problem_response
+from services.common.problems import PROBLEM_JSON, PROBLEM_REF, Problem, problem_response
 from services.invite_service import sessions
 
 templates = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
@@ -37,6 +37,12 @@ MAX_FIELD = 1000  # longer than any email, password or code the forms take
 def _sign(key: bytes, value: str) -> str:
     mac = hmac.new(key, f"csrf|{value}".encode(), hashlib.sha256).digest()[:24]
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def page_or_problem(description: str) -> dict[str, Any]:
+    """An error response of a portal route, in the OpenAPI document: a page, or problem
+    details for `Accept: application/json`."""
+    return {"description": description, "content": {"text/html": {}, PROBLEM_JSON: {"schema": PROBLEM_REF}}}
 
 
 def wants_json(request: Request) -> bool:

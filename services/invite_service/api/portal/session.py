@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse, Response
 from services.common.problems import PROBLEM_JSON, PROBLEM_REF, Problem, problem_response
 from services.invite_service import sessions
 from services.invite_service.api.deps import Access, ReadPool, Settings
-from services.invite_service.api.portal.forms import check_csrf, read_body, render, wants_json
+from services.invite_service.api.portal.forms import page_or_problem, check_csrf, read_body, render, wants_json
 from services.invite_service.api.portal.pages import look
 
 router = APIRouter(prefix="/portal/{ws}", tags=["portal"])
@@ -48,7 +48,7 @@ async def home(request: Request, access: Access, pool: ReadPool, settings: Setti
 
 @router.post("/sign-out", response_class=Response, responses={
     204: {"description": "With `Accept: application/json`"}, 303: {"description": "From the page: back to the portal page"},
-    403: {"description": "A form post without a valid CSRF token (`csrf_failed`)"}})
+    403: page_or_problem("A form post without a valid CSRF token (`csrf_failed`)")})
 async def sign_out(request: Request, access: Access, pool: ReadPool, ws: str = Path()) -> Response:
     body = await read_body(request)
     if problem := check_csrf(request, body, access.secret_key):

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from services.common.problems import Problem, problem_response
 from services.invite_service.api.deps import Access, ClaimFailures, Settings, SignInThrottle
 from services.invite_service.api.portal.forms import (
+    page_or_problem,
     check_csrf, client_of, problem_or_page, read_body, render, signed_in, wants_json,
 )
 from services.invite_service.api.portal.pages import LINK_INVALID_RESPONSES, link_invalid, look, refused
@@ -34,8 +35,8 @@ log = logging.getLogger(__name__)
 ACCEPTED = {"status": "accepted",
             "detail": "If that address has an account, we sent it what it needs to sign in."}
 _HTML = {"content": {"text/html": {}}}
-LIMITED = {429: {"description": "Over the per-email or per-address limit, or locked after 5 wrong attempts "
-                 "(`too_many_attempts`); see Retry-After"}, 403: {"description": "No valid CSRF token (`csrf_failed`)"}}
+LIMITED = {429: page_or_problem("Over the per-email or per-address limit, or locked after 5 wrong attempts "
+                 "(`too_many_attempts`); see Retry-After"), 403: page_or_problem("No valid CSRF token (`csrf_failed`)")}
 
 
 class EmailIn(BaseModel):
@@ -134,7 +135,7 @@ async def _accepted(request: Request, access, ws: str, email: str, forgot: bool 
 
 
 @router.post("/sign-in/code", response_class=Response, summary="Sign in with the emailed 6-digit code",
-             responses={303: {"description": "Signed in: on to the portal"}, 401: {"description": "Wrong or expired code (`wrong_code`)"}, **LIMITED})
+             responses={303: {"description": "Signed in: on to the portal"}, 401: page_or_problem("Wrong or expired code (`wrong_code`)"), **LIMITED})
 async def sign_in_with_code(request: Request, access: Access, settings: Settings, throttle: SignInThrottle,
                             ws: str = Path()) -> Response:
     form, problem = await _form(request, access, CodeIn)
@@ -153,7 +154,7 @@ async def sign_in_with_code(request: Request, access: Access, settings: Settings
 
 
 @router.post("/sign-in/password", response_class=Response, summary="Sign in with email and password",
-             responses={303: {"description": "Signed in: on to the portal"}, 401: {"description": "Wrong email or password (`wrong_password`)"}, **LIMITED})
+             responses={303: {"description": "Signed in: on to the portal"}, 401: page_or_problem("Wrong email or password (`wrong_password`)"), **LIMITED})
 async def sign_in_with_password(request: Request, access: Access, settings: Settings, throttle: SignInThrottle,
                                 ws: str = Path()) -> Response:
     form, problem = await _form(request, access, PasswordIn)
@@ -247,7 +248,7 @@ async def reset_page(request: Request, access: Access, failures: ClaimFailures, 
 @router.post("/password/reset/{token}", response_class=Response,
              summary="Set a new password from a reset link: ends every other session and signs in",
              responses={303: {"description": "Signed in: on to the portal"},
-                        422: {"description": "The password breaks a rule (`weak_password`)"}, **LINK_INVALID_RESPONSES})
+                        422: page_or_problem("The password breaks a rule (`weak_password`)"), **LINK_INVALID_RESPONSES})
 async def reset_password(request: Request, access: Access, failures: ClaimFailures, settings: Settings,
                          ws: str = Path(), token: str = Path()) -> Response:
     if over_limit := await refused(request, failures, access, ws):
