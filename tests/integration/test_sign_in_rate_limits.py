@@ -4,7 +4,9 @@ so they hold across API processes, with Retry-After, and over once the window is
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
+import secrets
 import subprocess
 import sys
 from contextlib import asynccontextmanager
@@ -19,14 +21,19 @@ from tests.integration.sign_in_helpers import JSON, unknown_email
 
 
 def _settings(base_env, **overrides) -> ApiSettings:
-    return ApiSettings(**{k.lower(): v for k, v in base_env.items()}, **overrides)
+    return ApiSettings(**{**{k.lower(): v for k, v in base_env.items()}, **overrides})
+
+
+def fresh_address() -> str:
+    """A peer address no other test used: the counters live in the shared database."""
+    return str(ipaddress.ip_address("198.18.0.0") + secrets.randbelow(2**17))
 
 
 @asynccontextmanager
-async def in_process(settings: ApiSettings):
+async def in_process(settings: ApiSettings, peer: str = "127.0.0.1"):
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        transport = httpx.ASGITransport(app=app, client=(peer, 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield client
 
@@ -52,18 +59,20 @@ async def test_five_requests_per_email_then_429_until_the_window_moves_on(base_e
 
 async def test_thirty_requests_per_address_and_the_forwarded_address_counts_only_from_trusted_proxies(base_env):
     limit = 4
-    async with in_process(_settings(base_env, sign_in_per_ip=limit)) as client:
+    peer = fresh_address()
+    async with in_process(_settings(base_env, sign_in_per_ip=limit), peer) as client:
         codes = [(await client.post("/portal/ws-any/sign-in/password", headers={**JSON, "X-Forwarded-For": f"198.51.100.{i}"},
                                     json={"email": unknown_email(), "password": "x" * 12})).status_code
                  for i in range(limit + 1)]
-        assert codes == [401] * limit + [429]  # not trusted: every request is 127.0.0.1's
-    async with in_process(_settings(base_env, sign_in_per_ip=limit, trusted_proxies=["127.0.0.1"])) as client:
-        forwarded = {**JSON, "X-Forwarded-For": "203.0.113.50"}
+        assert codes == [401] * limit + [429]  # not trusted: every request is the peer's
+    proxy = fresh_address()
+    async with in_process(_settings(base_env, sign_in_per_ip=limit, trusted_proxies=[proxy]), proxy) as client:
+        forwarded = {**JSON, "X-Forwarded-For": fresh_address()}
         codes = [(await client.post("/portal/ws-any/sign-in/password", headers=forwarded,
                                     json={"email": unknown_email(), "password": "x" * 12})).status_code
                  for _ in range(limit + 1)]
         assert codes == [401] * limit + [429]
-        other = {**JSON, "X-Forwarded-For": "203.0.113.51"}
+        other = {**JSON, "X-Forwarded-For": fresh_address()}
         assert (await client.post("/portal/ws-any/sign-in/password", headers=other,
                                   json={"email": unknown_email(), "password": "x" * 12})).status_code == 401
 
