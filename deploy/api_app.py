@@ -14,11 +14,13 @@ from fastapi import FastAPI
 from projections.query_api import router as query_router
 from services.common.settings import ApiSettings
 from services.invite_service.api import create_app
+from services.invite_service.api.staff import gmail
 
 
 def create_api(settings: ApiSettings) -> FastAPI:
     app = create_app(settings)
     app.include_router(query_router)  # /v1/workspaces/{ws}/accounts..., beside the staff command routes
+    app.include_router(gmail.router)  # /v1/workspaces/{ws}/staff/{staff_id}/gmail
     return app
 
 

@@ -24,6 +24,7 @@ SCHEMA_FILES = {
     "common": _ROOT / "services" / "common" / "schema.sql",
     "invite_service": _ROOT / "services" / "invite_service" / "schema.sql",
     "notifier": _ROOT / "services" / "notifier" / "schema.sql",
+    "gmail_tokens": _ROOT / "services" / "common" / "gmail_tokens.sql",
     "projections": _ROOT / "projections" / "schema.sql",
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from contracts import topics
@@ -127,7 +127,10 @@ class NotifierSettings(CommonSettings, SecretKeySettings):
     smtp_port: int = 1025
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
+    smtp_starttls: bool | None = Field(
+        None, description="true: require STARTTLS; false: never; unset: upgrade when the relay offers it"
+    )
+    smtp_ca_file: str | None = Field(None, description="PEM bundle that verifies the relay's certificate; default the system's")
     smtp_timeout_seconds: float = 30.0
     # The envelope and From address; the display name is the workspace's sender name.
     mail_from: str = "portal@porchlight.localhost"
@@ -136,13 +139,27 @@ class NotifierSettings(CommonSettings, SecretKeySettings):
     notifier_workers: int = Field(3, ge=1, le=64, description="Consumers in this process; useful up to the partition count")
 
 
-    @field_validator("email_provider")
-    @classmethod
-    def _provider_built(cls, value: str) -> str:
-        # Refuse rather than quietly send over SMTP when Postmark was asked for.
-        if value != "smtp":
-            raise ValueError(f"EMAIL_PROVIDER={value} is not available yet in this version; use smtp")
-        return value
+    # Email and SMS providers (services/notifier/providers). Base URLs are the providers' own;
+    # a local stub can stand in for each.
+    postmark_api_url: str = "https://api.postmarkapp.com"
+    postmark_server_token: SecretStr | None = None
+    postmark_message_stream: str = Field("outbound", description="Postmark's transactional message stream")
+    gmail_api_url: str | None = Field(None, description="Gmail API base; unset: staff Gmail is not used")
+    twilio_api_url: str = "https://api.twilio.com"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = Field(None, description="The sending number (E.164) or messaging service")
+    provider_timeout_seconds: float = Field(15.0, gt=0, description="How long one HTTP provider call may take")
+
+    @model_validator(mode="after")
+    def _providers_configured(self) -> NotifierSettings:
+        # Refuse at start rather than fail every send later.
+        if self.email_provider == "postmark" and self.postmark_server_token is None:
+            raise ValueError("EMAIL_PROVIDER=postmark needs POSTMARK_SERVER_TOKEN")
+        twilio = (self.twilio_account_sid, self.twilio_auth_token, self.twilio_from)
+        if any(twilio) and not all(twilio):
+            raise ValueError("SMS needs all of TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM")
+        return self
 
 
 class ProjectorSettings(CommonSettings):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from contracts.access import PasswordResetRequested
 from services.messages.branding import safe_branding
-from services.messages.rendering import RenderedEmail, format_expiry, render_email
+from services.messages.rendering import RenderedEmail, format_expiry, render_cached
+from services.messages.wording import BUTTONS
 
 TEMPLATE = "password_reset"
 
@@ -12,10 +13,11 @@ TEMPLATE = "password_reset"
 def render_password_reset(reset: PasswordResetRequested, link: str) -> RenderedEmail:
     """`link` is derived by the caller (from the nonce, with a key this package never sees)."""
     sender = safe_branding(reset.sender)
-    context = {
-        "sender": sender,
+    fixed = {"sender": sender, "button": BUTTONS["password_reset"]}
+    values = {
         "name": (reset.name or "").strip(),
+        "email": reset.email,
         "link": link,
-        "expires": format_expiry(reset.expires_at),
+        "expires": format_expiry(reset.expires_at, sender.time_zone),
     }
-    return render_email(TEMPLATE, context, from_name=sender.display_name)
+    return render_cached(TEMPLATE, fixed, values, from_name=sender.display_name, reply_to=sender.reply_to)

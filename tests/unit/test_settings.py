@@ -1,4 +1,4 @@
-"""Settings refuse what would run wrongly: short or missing secrets, a provider not built."""
+"""Settings refuse what would run wrongly: short or missing secrets, a provider without its credentials."""
 
 import pytest
 from pydantic import ValidationError
@@ -24,9 +24,11 @@ def test_secrets_never_show_in_a_repr():
     assert KEY not in repr(settings) and "j" * 32 not in repr(settings)
 
 
-def test_an_email_provider_not_built_yet_is_refused_rather_than_ignored():
-    with pytest.raises(ValidationError, match="EMAIL_PROVIDER=postmark is not available yet"):
+def test_postmark_without_its_server_token_is_refused_rather_than_failing_every_send():
+    with pytest.raises(ValidationError, match="EMAIL_PROVIDER=postmark needs POSTMARK_SERVER_TOKEN"):
         NotifierSettings(**BASE, porchlight_secret_key=KEY, email_provider="postmark")
     with pytest.raises(ValidationError):
         NotifierSettings(**BASE, porchlight_secret_key=KEY, email_provider="carrier-pigeon")
     assert NotifierSettings(**BASE, porchlight_secret_key=KEY).email_provider == "smtp"
+    postmark = NotifierSettings(**BASE, porchlight_secret_key=KEY, email_provider="postmark", postmark_server_token="t" * 36)
+    assert "t" * 36 not in repr(postmark)

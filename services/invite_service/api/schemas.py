@@ -202,5 +202,7 @@ class PreviewOut(BaseModel):
     subject: str
     html: str
     text: str
+    reply_to: str | None = Field(None, description="Reply-To of the email: the workspace's contact address")
+    sms: str | None = Field(None, description="The text message, when the invite goes by SMS too")
     link: str = Field(description="The real link's shape with a sample token that is never valid (answers 410)")
     expires_at: datetime = Field(description="The expiry the email states, counted from now")

@@ -1,8 +1,11 @@
 """`POST /v1/workspaces/{ws}/invitations/preview`: what an invite would send; sends and stores nothing.
 
-The email is rendered by services/messages `render_invite` from the same `InviteSent`
-contract the notifier receives, built from the workspace's current settings, so the
-preview is the email byte for byte except two things only sending can fix: the link
+The email (and the SMS, when the invite goes by SMS) is rendered by the functions the
+notifier's `messages_for` renders with (services/messages `render_invite`,
+`render_invite_sms`), from the same `InviteSent` contract the notifier receives, built as
+the command would build it from the workspace's current settings: a first invite for a new
+contact, the resend for a pending account, the reactivation for a disabled one. So the
+preview is the message byte for byte except two things only sending can fix: the link
 (the real shape, `{PUBLIC_BASE_URL}/portal/{ws}/claim/{token}`, with a token that can
 never verify: it answers 410 like any dead link) and the expiry, counted from now.
 """
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from eventsourcing.application import AggregateNotFoundError
 from fastapi import APIRouter, Path
 
 from contracts.access import InviteSent, Sender
@@ -22,7 +24,8 @@ from services.invite_service.api.deps import Access, Settings, StaffWriter
 from services.invite_service.api.schemas import InvitationIn, PreviewOut
 from services.invite_service.api.staff.invite_input import to_command
 from services.invite_service.domain import ids
-from services.messages import render_invite
+from services.invite_service.domain.errors import AccountNotFound
+from services.messages import render_invite, render_invite_sms
 
 router = APIRouter()
 
@@ -35,6 +38,8 @@ _WHAT_HAPPENS = {
     " a password reset is the action that applies.",
     "disabled": "The account is disabled: an invite is refused (duplicate_email); reactivate sends this email.",
 }
+# What the action that would send is recorded as (InviteSent.method): the wording follows it.
+_METHOD = {None: "manual", "pending": "resend", "disabled": "reactivate"}
 
 
 @router.post(
@@ -56,23 +61,30 @@ async def preview_invite(
     workspace.check_can_invite(command.role)
     account_id = ids.account_id(ws, command.email)
     try:
-        account = await asyncio.to_thread(access.get_account, account_id)
-    except AggregateNotFoundError:
-        account = None
+        account, previous = await asyncio.to_thread(access.load_account, ws, account_id)
+    except AccountNotFound:
+        account = previous = None
     status = account.status if account is not None else None
+    if account is None or previous is None:
+        to, name, channels, phone = command.address or command.email, command.name, command.channels, command.phone
+    else:  # a resend or reactivation goes where the last invitation went (lifecycle._fresh_invitation)
+        to, name, channels, phone = previous.email, account.name, previous.channels, account.phone
     invite = InviteSent(
         workspace=ws,
         account_id=account_id,
-        email=command.address or command.email,
-        name=command.name,
+        email=to,
+        name=name,
         nonce="preview",
         expires_at=datetime.now(UTC) + timedelta(hours=workspace.settings["invite_ttl_hours"]),
-        channels=list(command.channels),
-        method="manual",
+        channels=list(channels),
+        method=_METHOD.get(status, "manual"),
         sender=Sender.model_validate(workspace.sender),
+        inviter_staff_id=staff.sub,
+        phone=phone,
     )
     link = tokens.claim_link(settings.public_base_url, ws, SAMPLE_TOKEN)
     rendered = render_invite(invite, link)
+    sms = render_invite_sms(invite, link) if "sms" in invite.channels and invite.phone else None
     return PreviewOut(
         kind="invite" if account is None else "resend",
         account_id=account_id,
@@ -85,6 +97,8 @@ async def preview_invite(
         subject=rendered.subject,
         html=rendered.html,
         text=rendered.text,
+        reply_to=rendered.reply_to,
+        sms=sms,
         link=link,
         expires_at=invite.expires_at,
     )
