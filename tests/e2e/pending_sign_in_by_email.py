@@ -1,5 +1,11 @@
 """Each sign-in method end to end on the real processes: the link or code comes out of the
-email the notifier delivered to the SMTP server, never from the test's own derivation."""
+email the notifier delivered to the SMTP server, never from the test's own derivation.
+
+Not collected yet (the name does not start with `test_`): the notifier does not send the
+sign-in messages until its handlers for MagicLinkRequested, SignInCodeIssued,
+PasswordResetRequested and VerificationLockedOut are merged. Rename it to
+test_sign_in_by_email.py then; it ran against this branch and waited in vain only for
+those emails."""
 
 from __future__ import annotations
 
