@@ -112,3 +112,23 @@ async def test_the_signed_out_page_offers_sign_in(api, staff_token):
     page = await api.get(f"/portal/{ws}/")
     assert page.status_code == 401 and "You are not signed in." in page.text
     assert f'action="/portal/{ws}/sign-in"' in page.text and "Email me a code" in page.text
+
+
+async def test_sign_ins_reach_the_status_list(pg_pool):
+    """SignedIn (a claim counts as the first) sets last_sign_in_at and counts sign-ins; a
+    re-published one counts once."""
+    from datetime import timedelta
+
+    from tests.helpers import unique
+    from tests.integration.envelopes import AccountStory, project
+
+    story = AccountStory(unique(), f"{unique('si')}@example.com")
+    first_at, later_at = story.at + timedelta(hours=1), story.at + timedelta(days=2)
+    created, sent, activated = story.created(), story.invite_sent(), story.activated(at=first_at)
+    claim = story.other("SignedIn", {"method": "claim", "at": first_at.isoformat(), "ip": "203.0.113.7"})
+    later = story.other("SignedIn", {"method": "magic_link", "at": later_at.isoformat()})
+    await project(pg_pool, created, sent, activated, claim, later)
+    assert await project(pg_pool, later) == [False]
+    row = await pg_pool.fetchrow("SELECT last_sign_in_at, sign_ins FROM account_status WHERE account_id = $1",
+                                 story.account_id)
+    assert row["last_sign_in_at"] == later_at and row["sign_ins"] == 2
