@@ -13,6 +13,7 @@ locks sign-in for a while (VerificationLockedOut), which the team is told about.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,9 +28,7 @@ from services.common import tokens
 from services.invite_service import sessions
 from services.invite_service.contacts import email_identity
 from services.invite_service.domain import ids
-from services.invite_service.domain.errors import (
-    DomainError, LinkInvalid, LockedOut, WeakPassword, WrongCode, WrongPassword,
-)
+from services.invite_service.domain.errors import LinkInvalid, LockedOut, WeakPassword, WrongCode, WrongPassword
 from services.invite_service.domain.portal_account import ACTIVE, PortalAccount
 from services.invite_service.event_store import SideRow
 from services.invite_service.signin import credentials, handoff, passwords
@@ -39,6 +38,7 @@ RESET_TTL = timedelta(hours=1)
 _NO_NONCE = "-"  # no real nonce is this short: compared against when there is nothing to compare
 _ACCOUNT_CREATED = get_topic(PortalAccount.AccountCreated)
 MAX_ATTEMPTS = 5  # a concurrent write to the same account: reload and try again, this often
+Defer = Callable[[Coroutine[Any, Any, None]], None]  # runs work after the answer is sent
 
 
 @dataclass(frozen=True)
@@ -206,19 +206,35 @@ class SignInCommands:
 
     # --- checks that answer: the same work whether or not the account exists
 
-    async def _failed(self, slug: str, account: PortalAccount, method: str, client: Client, wrong: DomainError) -> None:
-        workspace = await self._workspace_for_invite(slug)
-        locked = account.fail_verification(method=method, at=_now(), ip=client.ip, user_agent=client.user_agent,
-                                           sender=workspace.sender, actor=_actor(account.id))
-        try:
-            await self._commit(account)
-        except IntegrityError:
-            pass  # a concurrent attempt recorded first; this one still failed
-        if locked:
-            account.check_not_locked(_now())  # raises LockedOut with its Retry-After
-        raise wrong
+    async def _failed(self, slug: str, account_id: UUID, method: str, client: Client, defer: Defer | None) -> None:
+        """Record a wrong code or password. With `defer`, after the answer: an address with an
+        account must not answer slower (a commit) than one without. The fifth failure in a
+        row locks the account; that attempt still answers like any wrong one, and the next
+        gets 429 (as the per-email limit answers for any address by then)."""
+        work = self._store_failure(slug, account_id, method, client)
+        if defer is not None:
+            defer(work)
+        else:
+            await work
 
-    async def sign_in_with_code(self, slug: str, email: str, code: str, client: Client) -> SignInResult:
+    async def _store_failure(self, slug: str, account_id: UUID, method: str, client: Client) -> None:
+        workspace = await self._workspace_for_invite(slug)
+        for _ in range(MAX_ATTEMPTS):
+            account = await asyncio.to_thread(self._account_or_none, slug, account_id)
+            if account is None or account.status != ACTIVE:
+                return
+            if account.locked_until is not None and _now() < account.locked_until:
+                return  # a concurrent attempt locked it already
+            account.fail_verification(method=method, at=_now(), ip=client.ip, user_agent=client.user_agent,
+                                      sender=workspace.sender, actor=_actor(account.id))
+            try:
+                await self._commit(account)
+                return
+            except IntegrityError:
+                continue  # another attempt on this account stored first: count on its new state
+
+    async def sign_in_with_code(self, slug: str, email: str, code: str, client: Client,
+                                defer: Defer | None = None) -> SignInResult:
         for _ in range(MAX_ATTEMPTS):
             account = await asyncio.to_thread(self.account_by_email, slug, email)
             at = _now()
@@ -229,14 +245,16 @@ class SignInCommands:
                 raise WrongCode()
             account.check_not_locked(at)
             if not (matches and nonce):
-                await self._failed(slug, account, "code", client, WrongCode())
+                await self._failed(slug, account.id, "code", client, defer)
+                raise WrongCode()
             try:
                 return await self._signed_in(slug, account, "code", client)
             except IntegrityError:
                 continue  # another attempt on this account stored first: check again on its new state
         raise WrongCode()
 
-    async def sign_in_with_password(self, slug: str, email: str, password: str, client: Client) -> SignInResult:
+    async def sign_in_with_password(self, slug: str, email: str, password: str, client: Client,
+                                    defer: Defer | None = None) -> SignInResult:
         for _ in range(MAX_ATTEMPTS):
             account = await asyncio.to_thread(self.account_by_email, slug, email)
             account_id = account.id if account is not None else ids.NAMESPACE
@@ -246,7 +264,8 @@ class SignInCommands:
                 raise WrongPassword()
             account.check_not_locked(_now())
             if not matches:
-                await self._failed(slug, account, "password", client, WrongPassword())
+                await self._failed(slug, account.id, "password", client, defer)
+                raise WrongPassword()
             try:
                 return await self._signed_in(slug, account, "password", client)
             except IntegrityError:

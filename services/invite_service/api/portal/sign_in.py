@@ -104,7 +104,7 @@ async def sign_in_page(request: Request, access: Access, ws: str = Path()) -> Re
     return render(request, access, ws, "sign_in.html", {"brand": sender, "method": method or "magic_link"})
 
 
-async def _request_in_background(work, ws: str) -> None:
+async def _after(work, ws: str) -> None:
     try:
         await work
     except Exception:  # noqa: BLE001 - after the answer there is nobody to tell but the log
@@ -121,7 +121,7 @@ async def request_sign_in(request: Request, background: BackgroundTasks, access:
         problem = await _over_limit(request, throttle, settings, "sign-in", form.email)
     if problem is not None:
         return await _answer(request, access, ws, problem)
-    background.add_task(_request_in_background, access.request_sign_in(ws, form.email), ws)
+    background.add_task(_after, access.request_sign_in(ws, form.email), ws)
     return await _accepted(request, access, ws, form.email)
 
 
@@ -136,14 +136,15 @@ async def _accepted(request: Request, access, ws: str, email: str, forgot: bool 
 
 @router.post("/sign-in/code", response_class=Response, summary="Sign in with the emailed 6-digit code",
              responses={303: {"description": "Signed in: on to the portal"}, 401: page_or_problem("Wrong or expired code (`wrong_code`)"), **LIMITED})
-async def sign_in_with_code(request: Request, access: Access, settings: Settings, throttle: SignInThrottle,
-                            ws: str = Path()) -> Response:
+async def sign_in_with_code(request: Request, background: BackgroundTasks, access: Access, settings: Settings,
+                            throttle: SignInThrottle, ws: str = Path()) -> Response:
     form, problem = await _form(request, access, CodeIn)
     if problem is None:
         problem = await _over_limit(request, throttle, settings, "code", form.email)
     if problem is None:
         try:
-            result = await access.sign_in_with_code(ws, form.email, form.code, _client(request))
+            result = await access.sign_in_with_code(ws, form.email, form.code, _client(request),
+                                                    defer=lambda work: background.add_task(_after, work, ws))
             return signed_in(request, ws, result, settings)
         except WrongCode as exc:
             problem = Problem(401, exc.code, "Wrong code", exc.detail)
@@ -155,14 +156,15 @@ async def sign_in_with_code(request: Request, access: Access, settings: Settings
 
 @router.post("/sign-in/password", response_class=Response, summary="Sign in with email and password",
              responses={303: {"description": "Signed in: on to the portal"}, 401: page_or_problem("Wrong email or password (`wrong_password`)"), **LIMITED})
-async def sign_in_with_password(request: Request, access: Access, settings: Settings, throttle: SignInThrottle,
-                                ws: str = Path()) -> Response:
+async def sign_in_with_password(request: Request, background: BackgroundTasks, access: Access, settings: Settings,
+                                throttle: SignInThrottle, ws: str = Path()) -> Response:
     form, problem = await _form(request, access, PasswordIn)
     if problem is None:
         problem = await _over_limit(request, throttle, settings, "password", form.email)
     if problem is None:
         try:
-            result = await access.sign_in_with_password(ws, form.email, form.password, _client(request))
+            result = await access.sign_in_with_password(ws, form.email, form.password, _client(request),
+                                                        defer=lambda work: background.add_task(_after, work, ws))
             return signed_in(request, ws, result, settings)
         except WrongPassword as exc:
             problem = Problem(401, exc.code, "Wrong email or password", exc.detail)
@@ -187,7 +189,7 @@ async def forgot_password(request: Request, background: BackgroundTasks, access:
         problem = await _over_limit(request, throttle, settings, "forgot", form.email)
     if problem is not None:
         return await _answer(request, access, ws, problem, "password_forgot.html")
-    background.add_task(_request_in_background, access.forgot_password(ws, form.email), ws)
+    background.add_task(_after, access.forgot_password(ws, form.email), ws)
     return await _accepted(request, access, ws, form.email, forgot=True)
 
 
