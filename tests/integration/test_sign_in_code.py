@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from services.invite_service.commands import sign_in
 from tests.integration.sign_in_helpers import (
-    JSON, account, active_client, code_of, cookie, csrf_token, event_types, invite, unknown_email, workspace,
+    JSON, account, active_client, claim_path, code_of, cookie, csrf_token, event_types, invite, unknown_email, workspace,
 )
 
 
@@ -26,7 +26,6 @@ async def test_the_invite_link_signs_in_the_first_time(api, staff_token):
 async def test_a_code_signs_in_once_and_only_the_latest_works(api, staff_token):
     ws = await workspace(api, staff_token, "code")
     email, account_id = await invite(api, staff_token, ws, phone="+14155550123")
-    from tests.integration.sign_in_helpers import claim_path
     assert (await api.post(claim_path(api, account_id), headers=JSON, json={})).status_code == 200
     assert (await api.post(f"/portal/{ws}/sign-in", headers=JSON, json={"email": email})).status_code == 202
     first = code_of(api, account_id)

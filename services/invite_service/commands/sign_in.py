@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from email_validator import EmailNotValidError
-from eventsourcing.application import AggregateNotFoundError, project_aggregate
+from eventsourcing.application import project_aggregate
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 

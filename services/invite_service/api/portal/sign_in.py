@@ -14,9 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 
+from services.common import tokens
 from services.common.problems import Problem, problem_response
 from services.invite_service.api.deps import Access, ClaimFailures, Settings, SignInThrottle
 from services.invite_service.api.portal.forms import (
@@ -27,7 +29,6 @@ from services.invite_service.api.portal.pages import LINK_INVALID_RESPONSES, lin
 from services.invite_service.commands.sign_in import Client
 from services.invite_service.domain.errors import LinkInvalid, LockedOut, WeakPassword, WrongCode, WrongPassword
 from services.invite_service.signin.throttle import Limit
-from services.common import tokens
 
 router = APIRouter(prefix="/portal/{ws}", tags=["portal"])
 log = logging.getLogger(__name__)
@@ -211,8 +212,6 @@ async def magic_page(request: Request, access: Access, failures: ClaimFailures, 
 
 
 async def _check(access, ws: str, token: str, purpose: str):
-    from fastapi.concurrency import run_in_threadpool
-
     return await run_in_threadpool(access.check_link, ws, token, purpose)
 
 
