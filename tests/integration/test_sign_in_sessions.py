@@ -90,15 +90,19 @@ async def test_the_host_app_can_end_a_session(api, staff_token):
     assert (await api.get(f"/portal/{ws}/session", headers=cookie(claimed.cookies["porchlight_session"]))).status_code == 401
 
 
-async def test_a_plain_http_portal_url_is_not_followed_outside_dev(api, api_settings, staff_token):
-    ws = await workspace(api, staff_token, "magic_link", portal_url="http://app.example.com/")
-    _, account_id = await invite(api, staff_token, ws)
-    claimed = await api.post(claim_path(api, account_id), headers=JSON, json={})
-    assert claimed.json()["redirect_to"] == f"/portal/{ws}/"
-    _, second = await invite(api, staff_token, ws)
+async def test_a_plain_http_portal_url_is_refused_outside_dev(api, api_settings, staff_token):
+    ws = await workspace(api, staff_token, "magic_link")
+    refused = await api.put(f"/v1/workspaces/{ws}", headers=auth(staff_token(ws)),
+                            json={"portal_url": "http://app.example.com/"})
+    assert refused.status_code == 422 and refused.json()["code"] == "insecure_portal_url"
     async with serve(api_settings.model_copy(update={"allow_http_portal_url": True})) as dev:
-        dev_claim = await dev.post(claim_path(api, second), headers=JSON, json={})
-        assert dev_claim.json()["redirect_to"].startswith("http://app.example.com/?code=")
+        ws = await workspace(dev, staff_token, "magic_link", portal_url="http://localhost:3000/")
+        _, account_id = await invite(dev, staff_token, ws)
+        claimed = await dev.post(claim_path(dev, account_id), headers=JSON, json={})
+        assert claimed.json()["redirect_to"].startswith("http://localhost:3000/?code=")
+    # Stored under dev, but served by a production API: not followed.
+    claimed = await api.post(claim_path(api, (await invite(api, staff_token, ws))[1]), headers=JSON, json={})
+    assert claimed.json()["redirect_to"] == f"/portal/{ws}/"
 
 
 def test_the_redirect_is_only_ever_the_stored_setting():
