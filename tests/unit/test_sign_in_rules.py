@@ -83,3 +83,10 @@ def test_a_reset_password_moves_the_access_epoch_on():
     assert account.access_epoch == epoch
     account.set_password(at=NOW, reason="reset", actor=CLIENT)
     assert account.access_epoch == epoch + 1
+
+
+@pytest.mark.parametrize(("brand", "text"), [("#0B7A75", "#ffffff"), ("#FFE066", "#111111"), ("#1F6FEB", "#ffffff")])
+def test_button_text_keeps_its_contrast_on_any_brand_colour(brand, text):
+    from services.invite_service.api.portal.forms import text_on
+
+    assert text_on(brand) == text

@@ -29,6 +29,20 @@ from services.invite_service import sessions
 
 templates = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
 
+
+def text_on(background: str | None) -> str:
+    """Black or white, whichever reads better (WCAG contrast) on a #RRGGBB brand colour."""
+    try:
+        channels = [int((background or "")[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    except ValueError:
+        return "#ffffff"
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return "#ffffff" if (1.05 / (luminance + 0.05)) >= ((luminance + 0.05) / 0.05) else "#111111"
+
+
+templates.env.filters["text_on"] = text_on
+
 CSRF_COOKIE = "porchlight_csrf"
 CSRF_FIELD = "csrf_token"
 MAX_FIELD = 1000  # longer than any email, password or code the forms take
