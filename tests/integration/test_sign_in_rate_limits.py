@@ -108,3 +108,13 @@ async def test_the_limit_holds_across_two_api_processes(base_env, tmp_path):
             proc.wait(10)
         for f in logs:
             f.close()
+
+
+async def test_link_posts_are_limited_per_address_too(base_env):
+    limit = 2
+    async with in_process(_settings(base_env, sign_in_per_ip=limit), fresh_address()) as client:
+        for kind in ("magic", "password/reset", "claim"):
+            body = {"password": "a long enough password"} if kind == "password/reset" else {}
+            codes = [(await client.post(f"/portal/ws-any/{kind}/not.a-link", headers=JSON, json=body)).status_code
+                     for _ in range(limit + 1)]
+            assert codes == [410] * limit + [429], kind

@@ -6,6 +6,7 @@ is the first sign-in (the single-use link already proves the address)."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -13,11 +14,12 @@ from fastapi.responses import Response
 
 from services.common.metrics import CLAIMS
 from services.common.problems import Problem, problem_response
-from services.invite_service.api.deps import Access, ClaimFailures, Settings
+from services.invite_service.api.deps import Access, ClaimFailures, Settings, SignInThrottle
 from services.invite_service.api.portal.forms import page_or_problem, check_csrf, client_of, read_body, render, signed_in, wants_json
-from services.invite_service.api.portal.pages import LINK_INVALID_RESPONSES, link_invalid, refused
+from services.invite_service.api.portal.pages import LINK_INVALID_RESPONSES, link_invalid, look, refused
 from services.invite_service.commands.sign_in import Client
 from services.invite_service.domain.errors import LinkInvalid, WeakPassword
+from services.invite_service.signin.throttle import Limit
 
 router = APIRouter(prefix="/portal/{ws}", tags=["portal"])
 log = logging.getLogger(__name__)
@@ -73,14 +75,19 @@ async def show_claim(
     },
 )
 async def claim(
-    request: Request, access: Access, failures: ClaimFailures, settings: Settings, ws: str = Path(), token: str = Path()
+    request: Request, access: Access, failures: ClaimFailures, settings: Settings, throttle: SignInThrottle,
+    ws: str = Path(), token: str = Path()
 ) -> Response:
     if over_limit := await refused(request, failures, access, ws):
         return over_limit
+    window = timedelta(minutes=settings.sign_in_window_minutes)
+    ip, user_agent = client_of(request)
+    if problem := await throttle.hit(Limit("claim:ip", settings.sign_in_per_ip, window), ip or "unknown"):
+        return problem_response(problem, request) if wants_json(request) else await too_many_page(
+            request, access, ws, problem)
     body = await read_body(request)
     if problem := check_csrf(request, body, access.secret_key):
         return problem_response(problem, request)
-    ip, user_agent = client_of(request)
     try:
         # The session row commits with the claim's events: no spent link without a session.
         result = await access.claim(ws, token, password=body.get("password"), client=Client(ip, user_agent))
@@ -98,3 +105,11 @@ async def claim(
     CLAIMS.labels("claimed").inc()
     log.info("account %s claimed its invitation in %s", result.account_id, ws)
     return signed_in(request, ws, result, settings)
+
+
+async def too_many_page(request: Request, access, ws: str, problem: Problem) -> Response:
+    """The too-many-attempts page, for a client address over its limit."""
+    sender, _, _ = await look(access, ws)
+    return render(request, access, ws, "too_many_attempts.html",
+                  {"brand": sender, "retry_after": problem.headers.get("Retry-After"), "error": problem.detail},
+                  status_code=429, headers=problem.headers)

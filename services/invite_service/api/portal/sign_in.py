@@ -68,6 +68,8 @@ async def _form(request: Request, access, model: type[BaseModel]) -> tuple[Any, 
 
 
 async def _over_limit(request: Request, throttle, settings, endpoint: str, email: str | None) -> Problem | None:
+    """Count this request against the client address's limit and the email's (when there is
+    one); the 429 to answer when either is over. Shared by every replica (PostgreSQL)."""
     window = timedelta(minutes=settings.sign_in_window_minutes)
     ip, _ = client_of(request)
     by_ip = await throttle.hit(Limit(f"{endpoint}:ip", settings.sign_in_per_ip, window), ip or "unknown")
@@ -218,9 +220,11 @@ async def _check(access, ws: str, token: str, purpose: str):
 @router.post("/magic/{token}", response_class=Response, summary="Sign in with the link",
              responses={303: {"description": "Signed in: on to the portal"}, **LINK_INVALID_RESPONSES})
 async def magic_sign_in(request: Request, access: Access, failures: ClaimFailures, settings: Settings,
-                        ws: str = Path(), token: str = Path()) -> Response:
+                        throttle: SignInThrottle, ws: str = Path(), token: str = Path()) -> Response:
     if over_limit := await refused(request, failures, access, ws):
         return over_limit
+    if problem := await _over_limit(request, throttle, settings, "magic", None):
+        return await _answer(request, access, ws, problem)
     body = await read_body(request)
     if problem := check_csrf(request, body, access.secret_key):
         return problem_response(problem, request)
@@ -251,9 +255,11 @@ async def reset_page(request: Request, access: Access, failures: ClaimFailures, 
              responses={303: {"description": "Signed in: on to the portal"},
                         422: page_or_problem("The password breaks a rule (`weak_password`)"), **LINK_INVALID_RESPONSES})
 async def reset_password(request: Request, access: Access, failures: ClaimFailures, settings: Settings,
-                         ws: str = Path(), token: str = Path()) -> Response:
+                         throttle: SignInThrottle, ws: str = Path(), token: str = Path()) -> Response:
     if over_limit := await refused(request, failures, access, ws):
         return over_limit
+    if problem := await _over_limit(request, throttle, settings, "reset", None):
+        return await _answer(request, access, ws, problem)
     form, problem = await _form(request, access, NewPasswordIn)
     if problem is not None:
         return problem_response(problem, request)
