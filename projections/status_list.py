@@ -24,6 +24,7 @@ from contracts.access import (
     InviteResentV1,
     InviteRevokedV1,
     InviteSentV1,
+    SignedInV1,
     TripFirstSharedV1,
     TripSharedV1,
 )
@@ -229,6 +230,13 @@ async def on_invite_resent(msg: InviteResentV1, projector: ProjectorContext) -> 
     return await _set_status(projector, msg, "status = 'pending'")
 
 
+async def on_signed_in(msg: SignedInV1, projector: ProjectorContext) -> bool:
+    """SignedIn (a claim counts as the first): when the client last signed in, and how often."""
+    return await _set_status(
+        projector, msg, "last_sign_in_at = GREATEST(last_sign_in_at, $3), sign_ins = sign_ins + 1", msg.data.at
+    )
+
+
 async def on_trip_first_shared(msg: TripFirstSharedV1, projector: ProjectorContext) -> bool:
     """TripFirstShared: the trip's travelers, and a not_invited row for each contact without an account."""
     async with _applying(projector, msg) as conn:
@@ -255,6 +263,7 @@ HANDLERS = (
     on_access_disabled,
     on_access_reenabled,
     on_invite_resent,
+    on_signed_in,
     on_trip_first_shared,
     on_trip_shared,
 )

@@ -101,6 +101,15 @@ class ApiSettings(CommonSettings, SecretKeySettings):
     max_header_bytes: int = Field(16_384, ge=4096, description="Larger request line plus headers are refused with 431")
     postmark_webhook_user: str | None = Field(None, description="Basic-auth user Postmark's webhooks must present")
     postmark_webhook_password: SecretStr | None = Field(None, description="Its password; unset: webhooks refused")
+    # Client sign-in (services/invite_service/commands/sign_in.py).
+    sign_in_per_email: int = Field(5, ge=1, description="Sign-in requests per email address per window, each endpoint")
+    sign_in_per_ip: int = Field(30, ge=1, description="Sign-in requests per client address per window, each endpoint")
+    sign_in_window_minutes: int = Field(15, ge=1, description="The window of the two limits above")
+    session_idle_hours: float = Field(12, gt=0, description="A portal session unused this long ends")
+    session_absolute_days: float = Field(30, gt=0, description="A portal session ends this long after sign-in")
+    allow_http_portal_url: bool = Field(
+        False, description="Send clients to a plain-http portal_url; `porchlight dev` only, refused elsewhere"
+    )
 
 
 class RelaySettings(CommonSettings):
