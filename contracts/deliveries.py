@@ -20,10 +20,18 @@ class DeliveryOutcomeV1(BaseModel):
     workspace: str
     channel: Literal["email", "sms"]
     provider: str = Field(examples=["smtp", "postmark"])
-    status: Literal["sent", "failed", "suppressed"]
+    # Added within v1: "retrying" (a transient failure; attempt n+1 follows), "abandoned" (the
+    # last attempt failed), "delivered" and "bounced" (what the provider reported afterwards,
+    # for the same attempt).
+    status: Literal["sent", "failed", "suppressed", "retrying", "abandoned", "delivered", "bounced"]
     attempt: int = Field(ge=1)
     error: str | None = None
     at: datetime
+    # Added within v1: set when the recipient's address is held from email (a hard bounce or an
+    # inactive recipient put it on the suppression list, or this message found it there), until
+    # staff resend.
+    held: str | None = Field(None, description="Why email to this address is held, if it is")
+    audience: Literal["client", "team"] = Field("client", description="To the account's client, or about them to the team")
 
     @property
     def key(self) -> bytes:

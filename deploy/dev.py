@@ -112,6 +112,7 @@ class DevStack:
             self.outbox_url = f"http://127.0.0.1:{web_port}/"
             _say(f"SMTP sink on 127.0.0.1:{smtp_port}, outbox at {self.outbox_url}")
         env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{self.port}")
+        env.setdefault("ALLOW_HTTP_PORTAL_URL", "true")  # a host portal on localhost; only here
         env["PORT"] = str(self.port)
         self.env = env
 

@@ -232,12 +232,17 @@ async def get_account(pool: asyncpg.Pool, workspace: str, account_id: uuid.UUID)
     view["deliveries"] = [
         dict(r)
         for r in await pool.fetch(
-            "SELECT channel, provider, status, attempt, error, at FROM account_deliveries "
+            "SELECT channel, provider, status, attempt, audience, error, at, held FROM account_deliveries "
             "WHERE account_id = $1 AND workspace = $2 ORDER BY at DESC, attempt DESC LIMIT 50",
             account_id,
             workspace,
         )
     ]
+    # Mail is held while the newest email outcome says its address is on the suppression list.
+    newest_email = next((d for d in view["deliveries"] if d["channel"] == "email" and d["audience"] == "client"), None)
+    view["email_held"] = newest_email["held"] if newest_email else None
+    for delivery in view["deliveries"]:
+        delivery.pop("held")
     # Sign-in history arrives with the SignedIn projection; the field is part of the API already.
     view["recent_sign_ins"] = []
     return view

@@ -113,6 +113,10 @@ CREATE TABLE IF NOT EXISTS account_deliveries (
 
 CREATE INDEX IF NOT EXISTS account_deliveries_account_at
     ON account_deliveries (account_id, at DESC);
+-- Why email to the account's address is held (suppression list), as the outcome reported it.
+ALTER TABLE account_deliveries ADD COLUMN IF NOT EXISTS held text;
+-- 'team' for the team's notices about the account (a failed delivery), listed beside its own.
+ALTER TABLE account_deliveries ADD COLUMN IF NOT EXISTS audience text NOT NULL DEFAULT 'client';
 
 -- The travelers of each trip, as seen in upstream share events (projections/travelers.py);
 -- their portal state comes from account_status through account_id (null without an email).

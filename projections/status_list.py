@@ -26,6 +26,7 @@ from contracts.access import (
     InviteResentV1,
     InviteRevokedV1,
     InviteSentV1,
+    SignedInV1,
     TripFirstSharedV1,
     TripSharedV1,
 )
@@ -191,6 +192,13 @@ async def on_invite_resent(msg: InviteResentV1, projector: ProjectorContext) -> 
     return await _apply(projector, msg)
 
 
+async def on_signed_in(msg: SignedInV1, projector: ProjectorContext) -> bool:
+    """SignedIn (a claim counts as the first): when the client last signed in, and how often."""
+    return await _set_status(
+        projector, msg, "last_sign_in_at = GREATEST(last_sign_in_at, $3), sign_ins = sign_ins + 1", msg.data.at
+    )
+
+
 async def on_trip_first_shared(msg: TripFirstSharedV1, projector: ProjectorContext) -> bool:
     """TripFirstShared: the trip's travelers, and a not_invited row for each contact without an account."""
     return await _apply(projector, msg)
@@ -209,17 +217,27 @@ HANDLERS = (
     on_access_disabled,
     on_access_reenabled,
     on_invite_resent,
+    on_signed_in,
     on_trip_first_shared,
     on_trip_shared,
 )
 
 
+async def lock_account(conn: asyncpg.Connection, account_id: uuid.UUID) -> None:
+    """Until the transaction ends: orders a delivery's update against the catch-up of a row being
+    created, which run in different consumers' transactions (see _catch_up_deliveries)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 17))", str(account_id))
+
+
 async def _catch_up_deliveries(conn: asyncpg.Connection, account_id: uuid.UUID) -> None:
-    """Deliveries come on another topic and may be projected before the account row exists."""
+    """Deliveries come on another topic and may be projected before the account row exists.
+    Whichever of the two transactions takes the account's lock second sees the other's
+    committed write: the delivery's update finds the row, or this catch-up finds the delivery."""
+    await lock_account(conn, account_id)
     await conn.execute(
         """
         UPDATE account_status s SET last_delivery_status = d.status, last_delivery_at = d.at
-        FROM (SELECT status, at FROM account_deliveries WHERE account_id = $1
+        FROM (SELECT status, at FROM account_deliveries WHERE account_id = $1 AND audience = 'client'
               ORDER BY at DESC, attempt DESC LIMIT 1) d
         WHERE s.account_id = $1 AND s.last_delivery_at IS DISTINCT FROM d.at
         """,

@@ -11,6 +11,9 @@ from pydantic import BaseModel, Field
 AccountState = Literal["not_invited", "pending", "active", "disabled"]
 
 
+DeliveryStatus = Literal["sent", "failed", "suppressed", "retrying", "abandoned", "delivered", "bounced"]
+
+
 class Resource(BaseModel):
     type: str = Field(description="What kind of thing the account may see", examples=["trip"])
     id: str = Field(description="The host app's id of it", examples=["trip-1042"])
@@ -41,7 +44,7 @@ class AccountSummary(BaseModel):
     link_expired: bool = Field(
         False, description="Pending, and the newest invite's link has lapsed: invited, never claimed"
     )
-    last_delivery_status: Literal["sent", "failed", "suppressed"] | None = Field(
+    last_delivery_status: DeliveryStatus | None = Field(
         None, description="Outcome of the most recent email or SMS"
     )
     last_delivery_at: datetime | None = Field(None, description="When that outcome was reported")
@@ -71,9 +74,13 @@ class Delivery(BaseModel):
 
     channel: Literal["email", "sms"]
     provider: str = Field(examples=["smtp", "postmark"])
-    status: Literal["sent", "failed", "suppressed"]
+    status: DeliveryStatus = Field(
+        description="`retrying`: failed for now, another attempt follows; `abandoned`: the last attempt failed; "
+        "`delivered`/`bounced`: what the provider reported after accepting it"
+    )
     attempt: int
-    error: str | None = Field(description="Why it failed or was suppressed")
+    audience: Literal["client", "team"] = Field("client", description="`team`: the team's notice about this account")
+    error: str | None = Field(description="Why it failed, was suppressed or bounced (the provider's reason)")
     at: datetime
 
 
@@ -87,6 +94,10 @@ class AccountDetail(AccountSummary):
     delivery attempts and recent sign-ins."""
 
     deliveries: list[Delivery] = Field(description="Delivery attempts, newest first")
+    email_held: str | None = Field(
+        None, description="Why no email goes to the account's address (a hard bounce or an inactive recipient), "
+        "until staff resend; null when mail is not held"
+    )
     recent_sign_ins: list[SignIn] = Field(description="Most recent sign-ins, newest first")
 
 

@@ -99,6 +99,17 @@ class ApiSettings(CommonSettings, SecretKeySettings):
         description="Comma-separated addresses/CIDRs whose X-Forwarded-For is believed; empty: nobody's",
     )
     max_header_bytes: int = Field(16_384, ge=4096, description="Larger request line plus headers are refused with 431")
+    postmark_webhook_user: str | None = Field(None, description="Basic-auth user Postmark's webhooks must present")
+    postmark_webhook_password: SecretStr | None = Field(None, description="Its password; unset: webhooks refused")
+    # Client sign-in (services/invite_service/commands/sign_in.py).
+    sign_in_per_email: int = Field(5, ge=1, description="Sign-in requests per email address per window, each endpoint")
+    sign_in_per_ip: int = Field(30, ge=1, description="Sign-in requests per client address per window, each endpoint")
+    sign_in_window_minutes: int = Field(15, ge=1, description="The window of the two limits above")
+    session_idle_hours: float = Field(12, gt=0, description="A portal session unused this long ends")
+    session_absolute_days: float = Field(30, gt=0, description="A portal session ends this long after sign-in")
+    allow_http_portal_url: bool = Field(
+        False, description="Send clients to a plain-http portal_url; `porchlight dev` only, refused elsewhere"
+    )
 
 
 class RelaySettings(CommonSettings):
@@ -128,6 +139,19 @@ class NotifierSettings(CommonSettings, SecretKeySettings):
     email_provider: Literal["smtp", "postmark"] = Field("smtp", description="Which provider sends email")
     notifier_group_id: str = "porchlight-notifier"
     notifier_workers: int = Field(3, ge=1, le=64, description="Consumers in this process; useful up to the partition count")
+    # Delivery dependability and speed (services/notifier/ledger.py, retries.py).
+    notifier_batch_max: int = Field(200, ge=1, le=5000, description="Access events claimed, sent and recorded together")
+    notifier_send_concurrency: int = Field(8, ge=1, le=256, description="Messages in flight to the providers at once")
+    notifier_lease_seconds: float = Field(120.0, gt=0, description="How long a claimed delivery is ours; then retried")
+    notifier_max_attempts: int = Field(6, ge=1, description="Attempts of a transiently failing delivery before abandoned")
+    notifier_retry_base_seconds: float = Field(
+        60.0, ge=0, description="Backoff after the first failed attempt; doubles (6 attempts span about 15-30 minutes)"
+    )
+    notifier_retry_max_seconds: float = Field(3600.0, ge=0, description="Longest backoff between attempts")
+    notifier_retry_poll_seconds: float = Field(1.0, gt=0, description="How often due retries are looked for")
+    notifier_outbox_grace_seconds: float = Field(
+        10.0, ge=0, description="An outcome recorded this long ago and not yet published is published by the retry loop"
+    )
 
 
     # Email and SMS providers (services/notifier/providers). Base URLs are the providers' own;

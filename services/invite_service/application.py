@@ -25,16 +25,21 @@ from services.invite_service.commands.invitations import (
     StoredInvites,
 )
 from services.invite_service.commands.lifecycle import LifecycleCommands
+from services.invite_service.commands.sign_in import SignInCommands, SignInResult
 from services.invite_service.commands.workspaces import Configured, WorkspaceCommands
 from services.invite_service.domain.portal_account import PortalAccount
+from services.invite_service import sessions
 from services.invite_service.event_store import SideRow, SideRowRecorder
 from services.invite_service.group_commit import GroupCommitter
 
-__all__ = ["AutoInviteResult", "ClaimResult", "Configured", "InviteCommand", "InviteResult", "PortalAccess"]
+__all__ = [
+    "AutoInviteResult", "ClaimResult", "Configured", "InviteCommand", "InviteResult", "PortalAccess", "SignInResult",
+]
 
 
 class PortalAccess(
-    WorkspaceCommands, InvitationCommands, ClaimCommands, LifecycleCommands, AutoInviteCommands, Application
+    WorkspaceCommands, InvitationCommands, ClaimCommands, LifecycleCommands, AutoInviteCommands, SignInCommands,
+    Application
 ):
     name = "porchlight"  # the event store table is porchlight_events
 
@@ -67,8 +72,15 @@ class PortalAccess(
 
     async def _commit(self, *aggregates: Any, side_rows: Sequence[SideRow] = ()) -> int:
         """Store the aggregates' new events (and side rows) atomically; returns their position."""
-        events = [e for a in aggregates for e in a.collect_events()]
-        return await self._committer.commit(events, side_rows)
+        events, rows = [], list(side_rows)
+        for aggregate in aggregates:
+            pending = aggregate.collect_events()
+            events.extend(pending)
+            # What session checks read instead of replaying the account (sessions.py), kept
+            # in step in the same transaction; never-activated accounts have no sessions.
+            if pending and isinstance(aggregate, PortalAccount) and aggregate.activated:
+                rows.append(sessions.access_row(aggregate))
+        return await self._committer.commit(events, rows)
 
     @property
     def secret_key(self) -> bytes:

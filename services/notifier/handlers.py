@@ -1,31 +1,120 @@
-"""The notifier's typed handlers: one per access event type it sends something for.
+"""The notifier's handler: a fetched batch of access events, delivered together.
 
-Registered on one subscriber of the access topic by main.py (services/common/event_routing.py
-routes by the `type` header). A new message is a function here taking the event's typed
-envelope, a line in HANDLERS, and a template set in services/messages.
+Each record is parsed into its typed envelope and rendered into the messages it sends
+(Notifier.render); a record that does not parse or render is parked on the dead-letter topic
+with the reason, and the rest of the batch goes on. The rest is then delivered in one go
+(Notifier.deliver: one ledger round trip per step for the whole batch). If that fails (the
+database, a bug), the batch is delivered again one event at a time, and the one that fails
+gets the one-message policy (services/common/dead_letters.py): parked, or a backoff and a
+nack of the batch, which then comes again (the ledger skips what was delivered).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from faststream import Context
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
 
-from contracts import AccessEventV1
-from contracts.access import InviteSentV1
-from services.notifier.consumer import Notifier
+from contracts.access import ENVELOPES, TYPE_HEADER, AccessEventV1, parse_access_event
+from services.common.consumer_errors import Unprocessable
+from services.common.dead_letters import RECORD_FAILURES, RecordFailures
+from services.notifier import team
+from services.notifier.consumer import Notifier, Plan
+
+log = logging.getLogger("porchlight.notifier")
 
 NotifierContext = Annotated[Notifier, Context("notifier")]
+Failures = Annotated[RecordFailures, Context(RECORD_FAILURES)]
 
 
-async def on_invite_sent(msg: InviteSentV1, notifier: NotifierContext) -> None:
-    """InviteSent: the invitation on each of its channels, once (see ledger.py)."""
-    await notifier.deliver_invite(msg)
+class RenderFailed(Unprocessable):
+    """The event is valid but its message cannot be rendered: no retry will change that."""
 
 
-async def on_other_event(msg: AccessEventV1) -> None:
-    """Every other event type: nothing to send, acknowledged. Still an envelope: anything that
-    is not one fails validation here and is dead-lettered."""
+def _parse(record: Any) -> AccessEventV1:
+    kind = None
+    for name, value in record.headers:  # what FastStream's parser would have refused, for this record alone
+        decoded = value.decode()
+        if name == TYPE_HEADER:
+            kind = decoded
+    typed = ENVELOPES.get(kind) if kind else None
+    if typed is not None:
+        # Validated once, straight into its typed envelope (parse_access_event validates the
+        # generic envelope first); anything that does not fit takes the general path below.
+        try:
+            return typed.model_validate_json(record.value)
+        except ValidationError:
+            pass
+    return parse_access_event(record.value)
 
 
-HANDLERS = (on_invite_sent,)
+# As in the projector (projections/batches.py): FastStream would decode every record's headers
+# and body as one message, so one bad header would fail the whole batch forever. Keep the
+# records as they came; each is parsed here, alone.
+async def parse_batch(records: tuple[Any, ...], original: Callable[..., Awaitable[Any]]) -> Any:
+    message = await original(tuple(_decodable(record) for record in records))
+    message.raw_message = records
+    return message
+
+
+async def raw_bodies(message: Any, original: Callable[..., Awaitable[Any]]) -> list[bytes]:
+    return [record.value for record in message.raw_message]
+
+
+def _decodable(record: Any) -> Any:
+    try:
+        for _, value in record.headers:
+            value.decode()
+    except UnicodeDecodeError:
+        return dataclasses.replace(record, headers=[])
+    return record
+
+
+async def on_access_batch(
+    bodies: list[bytes],
+    message: KafkaMessage,
+    notifier: NotifierContext,
+    failures: Failures,
+    subscriber: Annotated[Any, Context("handler_", default=None)],
+) -> None:
+    """A fetched batch of access events (`bodies` are left undecoded: each record is parsed here)."""
+    records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+
+    def consuming() -> bool:  # a stop ends a backoff at once, as for one-message subscribers
+        return getattr(subscriber, "running", True)
+
+    parsed = []
+    for record in records:
+        try:
+            parsed.append((record, _parse(record)))
+        except Exception as exc:  # noqa: BLE001 - not an access event: the policy parks it
+            await failures.settle(record, exc, consuming)
+    settings = [s for _, e in parsed if (s := team.team_setting(e)) is not None]
+    known = await notifier.team_addresses([e for _, e in parsed])
+    known.update({ws: address for ws, address in settings if address})
+    plans = []
+    for record, event in parsed:
+        try:
+            messages = notifier.render(event, known.get(event.workspace))
+        except Exception as exc:  # noqa: BLE001 - a template or data problem no retry fixes
+            await failures.settle(record, RenderFailed(f"cannot render {event.type}: {type(exc).__name__}: {exc}"),
+                                  consuming)
+            continue
+        plans.append((record, Plan(event, record.value.decode(), messages)))
+    try:
+        await notifier.deliver([p for _, p in plans], settings)
+        return
+    except Exception as exc:  # noqa: BLE001 - whatever failed, one event at a time finds which
+        log.info("a batch of %d events failed (%s: %s); delivering them one by one", len(plans),
+                 type(exc).__name__, exc)
+    for record, plan in plans:
+        try:
+            setting = team.team_setting(plan.event)
+            await notifier.deliver([plan], [setting] if setting else [])
+        except Exception as exc:  # noqa: BLE001 - the one-message policy decides: park, or nack the batch
+            await failures.settle(record, exc, consuming)

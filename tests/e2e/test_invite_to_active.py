@@ -117,7 +117,9 @@ async def test_invite_email_claim_active(system, smtp_server):
 
         page = await client.get(link)
         assert page.status_code == 200 and "Accept invitation" in page.text
-        claimed = await client.post(link)
+        # The page's form carries a CSRF token that pairs with the cookie the page set.
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        claimed = await client.post(link, data={"csrf_token": csrf})
         assert claimed.status_code == 303 and "porchlight_session" in claimed.headers["set-cookie"]
 
         await poll_until(lambda: _is(status, "active"), what="the account to read active")

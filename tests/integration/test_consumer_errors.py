@@ -337,24 +337,39 @@ async def test_stopping_the_projector_ends_its_backoff_and_leaves_the_message_fo
         assert await poll_until(lambda: _active(status), what="the event, redelivered after the restart") == "active"
 
 
-async def test_stopping_the_notifier_ends_its_backoff_and_the_invite_is_sent_after_the_restart(
-    base_env, smtp_server, topic_names, kafka_bootstrap
+async def test_an_smtp_outage_is_retried_from_the_ledger_and_the_invite_is_sent_after_the_restart(
+    base_env, smtp_server, topic_names, kafka_bootstrap, pg_pool
 ):
-    down = notifier_settings(base_env, free_port(), **SLOW_RETRIES)  # nothing listens there
+    """The notifier does not hold the partition while its relay is down: the failed send is
+    recorded 'retrying' with its next attempt's time and the event acknowledged; the retry
+    schedule lives in PostgreSQL, so a restarted notifier sends it when due, once."""
+    down = notifier_settings(base_env, free_port(), notifier_retry_base_seconds=2.0)  # nothing listens there
     event = invite_sent(unique("ws"), f"{unique('nb')}@example.com")
-    before = _retries("notifier", "outage")
+
+    async def status():
+        return await pg_pool.fetchval("SELECT status FROM notifier_deliveries WHERE event_id = $1", event.event_id)
+
     async with _running(run_notifier(down)) as notifier:
         [sent] = await _publish(kafka_bootstrap, topic_names["access"], event)
-        await poll_until(lambda: _at_least("notifier", "outage", before + 1), what="the send to be backing off")
+        await poll_until(lambda: _is(status, "retrying"), what="the failed send recorded for a retry")
+        await poll_until(lambda: _committed_past(kafka_bootstrap, down.notifier_group_id, topic_names["access"], sent),
+                         what="the event acknowledged")
         notifier.cancel()
         await poll_until(lambda: _now(notifier.done()), timeout=10, what="the notifier to stop")
-    committed = await _committed(kafka_bootstrap, down.notifier_group_id, topic_names["access"], sent.partition)
-    assert committed <= sent.offset
 
-    up = down.model_copy(update={"smtp_port": smtp_server.port, **QUICK_RETRIES})
+    up = down.model_copy(update={"smtp_port": smtp_server.port, "notifier_retry_poll_seconds": 0.05})
     async with _running(run_notifier(up)):
         await smtp_server.wait_for(event.data.email)
+        await poll_until(lambda: _is(status, "sent"), what="the retry recorded as sent")
     assert len(smtp_server.recorder.to(event.data.email)) == 1
+
+
+async def _is(probe, expected):
+    return await probe() == expected
+
+
+async def _committed_past(bootstrap, group, topic, sent):
+    return await _committed(bootstrap, group, topic, sent.partition) > sent.offset
 
 
 async def _now(value):

@@ -60,9 +60,10 @@ async def test_account_history_lists_the_account_and_invitation_events_oldest_fi
         ("InviteSent", "invitation", invitation_id, 1),
         ("TokenClaimed", "invitation", invitation_id, 2),
         ("AccountActivated", "account", account_id, 2),
+        ("SignedIn", "account", account_id, 3),  # a claim is the first sign-in
     ]
     positions = [e["position"] for e in events]
-    assert positions == sorted(positions) and len(set(positions)) == 4
+    assert positions == sorted(positions) and len(set(positions)) == 5
     times = [datetime.fromisoformat(e["occurred_at"]) for e in events]
     assert all(claimed["before_invite"] <= t <= claimed["after_claim"] for t in times)
     created, sent = events[0]["data"], events[1]["data"]
@@ -78,7 +79,8 @@ async def test_history_names_the_staff_member_who_invited_and_the_client_who_cla
     actors = {e["type"]: e["actor"] for e in events}
     staff = {"kind": "staff", "id": "staff-7", "reason": None}
     client = {"kind": "client", "id": account_id, "reason": None}
-    assert actors == {"InviteSent": staff, "AccountCreated": staff, "TokenClaimed": client, "AccountActivated": client}
+    assert actors == {"InviteSent": staff, "AccountCreated": staff, "TokenClaimed": client, "AccountActivated": client,
+                      "SignedIn": client}
 
 
 async def test_history_shows_no_link_token_or_nonce(api, staff_token, claimed):
@@ -126,7 +128,7 @@ async def test_an_invitation_a_later_account_event_names_joins_the_history(api, 
 async def test_read_only_and_writing_roles_may_read_history(api, staff_token, claimed, role):
     ws, account_id = claimed["ws"], claimed["account_id"]
     response = await _history(api, staff_token(ws, role=role), ws, account_id)
-    assert response.status_code == 200 and len(response.json()["events"]) == 4
+    assert response.status_code == 200 and len(response.json()["events"]) == 5
     assert (await api.get(f"/v1/workspaces/{ws}/history", headers=auth(staff_token(ws, role=role)))).status_code == 200
 
 
@@ -187,7 +189,7 @@ async def test_state_as_of_replays_the_account_up_to_that_time(api, staff_token,
     assert pending.json()["activated_at"] is None and pending.json()["version"] == 1
     assert pending.json()["invitation_id"] == claimed["invitation_id"] and pending.json()["expires_at"]
     active = (await _state(api, token, ws, account_id, claimed["after_claim"])).json()
-    assert active["status"] == "active" and active["version"] == 2
+    assert active["status"] == "active" and active["version"] == 3
     assert active["email"] == "tess@example.com" and active["name"] == "Tess Traveler" and active["role"] == "customer"
     invited_at = datetime.fromisoformat(active["invited_at"])
     activated_at = datetime.fromisoformat(active["activated_at"])
@@ -275,8 +277,8 @@ async def test_audit_history_filters_by_type_actor_and_time(claimed, audit):
 
     assert types("--type", "TokenClaimed", "--type", "AccountActivated") == ["TokenClaimed", "AccountActivated"]
     assert types("--actor", "staff-7") == ["AccountCreated", "InviteSent"]
-    assert types("--actor", "client") == ["TokenClaimed", "AccountActivated"]
-    assert types("--since", between) == ["TokenClaimed", "AccountActivated"]
+    assert types("--actor", "client") == ["TokenClaimed", "AccountActivated", "SignedIn"]
+    assert types("--since", between) == ["TokenClaimed", "AccountActivated", "SignedIn"]
     assert types("--until", between) == ["AccountCreated", "InviteSent"]
     assert types("--since", between, "--actor", "staff-7") == []
 

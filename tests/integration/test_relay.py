@@ -89,7 +89,7 @@ async def test_relay_publishes_envelopes_keyed_by_account_in_order(access, pg_po
         if envelope.account_id is not None and envelope.workspace == ws:
             assert key == str(envelope.account_id).encode()
             by_account.setdefault(envelope.account_id, []).append(envelope.type)
-    assert by_account[claimed.account_id] == ["AccountCreated", "InviteSent", "TokenClaimed", "AccountActivated"]
+    assert by_account[claimed.account_id] == ["AccountCreated", "InviteSent", "TokenClaimed", "AccountActivated", "SignedIn"]
     assert all(types == ["AccountCreated", "InviteSent"] for acc, types in by_account.items() if acc != claimed.account_id)
     # Consumers route on the `type` header without parsing the body.
     assert reader.type_headers == [AccessEventV1.model_validate_json(v).type.encode() for _, v in reader.raw]

@@ -63,7 +63,8 @@ async def test_the_claim_page_its_post_and_the_home_page(api, claim_path):
     assert_token_page_headers(page)
     assert_page_works_under_its_csp(page)
 
-    claimed = await api.post(claim_path)  # the page's form: 303 with the session cookie
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    claimed = await api.post(claim_path, data={"csrf_token": csrf})  # the page's form: 303 with the session cookie
     assert claimed.status_code == 303 and "porchlight_session=" in claimed.headers["set-cookie"]
     assert_token_page_headers(claimed)
 

@@ -60,6 +60,19 @@ def every_event() -> list[DomainEvent]:
         nonce="r-1", expires_at=NOW + timedelta(hours=1), email="Ana@Example.com", name="Ana", sender=workspace.sender,
         actor=STAFF,
     )
+    # The client signs in every way: a password set from the reset, a magic link, a code,
+    # and five wrong codes that lock it out.
+    client = {"kind": "client", "id": str(account.id), "reason": None}
+    account.set_password(at=NOW, reason="reset", actor=client)
+    account.sign_in(method="password", at=NOW, ip="203.0.113.7", user_agent="Firefox", actor=client)
+    account.request_magic_link(nonce="m-1", expires_at=NOW + timedelta(minutes=15), email="ana@example.com",
+                               sender=workspace.sender, actor=client)
+    account.sign_in(method="magic_link", at=NOW, ip=None, user_agent=None, actor=client)
+    account.issue_code(nonce="c-1", expires_at=NOW + timedelta(minutes=10), at=NOW, email="ana@example.com",
+                       channels=["email", "sms"], sender=workspace.sender, actor=client)
+    for _ in range(5):
+        account.fail_verification(method="code", at=NOW, ip="203.0.113.7", user_agent=None, sender=workspace.sender,
+                                  actor=client)
     account.disable(at=NOW, reason=None, actor=STAFF)
     second = Invitation(
         workspace="pride", account_id=account.id, email="ana@example.com", name="Ana", nonce="n-2",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -15,16 +16,18 @@ from fastapi_offline import FastAPIOffline
 from services.common.database import create_pool, eventsourcing_env
 from services.common.problems import problem_responses, problem_schemas
 from services.common.settings import ApiSettings
-from services.invite_service.api import health
+from services.invite_service.api import health, webhooks
 from services.invite_service.api.body_limits import BodyLimits
 from services.invite_service.api.edge import install_edge
 from services.invite_service.api.errors import install_error_handlers
 from services.invite_service.api.idempotency import install_idempotency
-from services.invite_service.api.portal import claims, session
+from services.invite_service.api.portal import claims, session, sign_in
 from services.invite_service.api.rate_limits import FailureLimiter
 from services.invite_service.api.readiness import BrokerProbe
 from services.invite_service.api.staff import accounts, history, invitations, workspaces
+from services.invite_service.api.staff import sessions as staff_sessions
 from services.invite_service.application import PortalAccess
+from services.invite_service.signin.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
             commit_batch_max=settings.commit_batch_max,
         )
         app.state.read_pool = await create_pool(settings.database_url, max_size=10)
+        app.state.throttle = Throttle(app.state.read_pool)
+        app.state.portal_access.allow_http_portal_url = settings.allow_http_portal_url
+        app.state.portal_access.public_https = settings.public_base_url.startswith("https://")
+        app.state.portal_access.session_absolute_lifetime = timedelta(days=settings.session_absolute_days)
         log.info("api ready on %s:%s", settings.host, settings.port)
         try:
             yield
@@ -65,8 +72,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_idempotency(app)
     app.add_middleware(BodyLimits, max_body_bytes=settings.max_body_bytes, max_bulk_body_bytes=settings.max_bulk_body_bytes)
     install_edge(app, settings)  # after every other middleware: it must run first
-    for module in (health, workspaces, invitations, accounts, history, claims, session):
+    for module in (health, workspaces, invitations, accounts, history, claims, session, sign_in, staff_sessions):
         app.include_router(module.router)
+    app.include_router(webhooks.router)  # Postmark's delivery and bounce reports (services/notifier/receipts.py)
     _document_problems(app)
     return app
 

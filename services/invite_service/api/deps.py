@@ -16,8 +16,9 @@ from services.common.settings import ApiSettings
 from services.invite_service.api.rate_limits import FailureLimiter
 from services.invite_service.api.readiness import BrokerProbe
 from services.invite_service.application import PortalAccess
+from services.invite_service.signin.throttle import Throttle
 
-__all__ = ["Access", "Broker", "ClaimFailures", "ReadPool", "Settings", "StaffAdmin", "StaffReader", "StaffWriter"]
+__all__ = ["Access", "Broker", "ClaimFailures", "ReadPool", "Settings", "SignInThrottle", "StaffAdmin", "StaffReader", "StaffWriter"]
 
 
 # async: FastAPI would run a plain `def` dependency in its thread pool, one hop per request.
@@ -33,6 +34,10 @@ async def _claim_failures(request: Request) -> FailureLimiter:
     return request.app.state.claim_failures
 
 
+async def _throttle(request: Request) -> Throttle:
+    return request.app.state.throttle
+
+
 async def _broker(request: Request) -> BrokerProbe:
     return request.app.state.broker_probe
 
@@ -41,3 +46,4 @@ Access = Annotated[PortalAccess, Depends(_access)]
 Settings = Annotated[ApiSettings, Depends(_settings)]
 ClaimFailures = Annotated[FailureLimiter, Depends(_claim_failures)]
 Broker = Annotated[BrokerProbe, Depends(_broker)]
+SignInThrottle = Annotated[Throttle, Depends(_throttle)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.application import project_aggregate
@@ -19,11 +20,11 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from services.common import tokens
-from services.invite_service import sessions
 from services.invite_service.domain import ids
-from services.invite_service.domain.errors import LinkInvalid
+from services.invite_service.domain.errors import LinkInvalid, WeakPassword
 from services.invite_service.domain.invitation import Invitation
 from services.invite_service.domain.portal_account import PortalAccount
+from services.invite_service.signin import credentials, passwords
 
 # Stand-ins that keep the work the same when a token opens nothing: an id no aggregate
 # has (the namespace has no such path) and a nonce no invitation has (real ones are 22 characters).
@@ -39,6 +40,8 @@ class ClaimResult:
     access_epoch: int
     position: int
     session: str = field(repr=False)  # the cookie value; stored nowhere, never logged
+    session_id: UUID | None = None
+    redirect_to: str | None = field(default=None, repr=False)  # portal_url with a one-time hand-off code
 
 
 def _now() -> datetime:
@@ -73,16 +76,34 @@ class ClaimCommands:
             return None
         return project_aggregate(None, map(self.mapper.to_domain_event, stored))
 
-    async def claim(self, slug: str, token: str) -> ClaimResult:
-        """Spend the link, activate the account and start a session, all in one transaction:
-        the client has a session exactly when the claim stands."""
+    async def claim(
+        self, slug: str, token: str, password: str | None = None, client: Any = None
+    ) -> ClaimResult:
+        """Spend the link, activate the account, set its password (in a password workspace)
+        and start a session, all in one transaction: the client has a session exactly when
+        the claim stands. Claiming counts as the first sign-in (SignedIn, method `claim`);
+        in a code workspace this is how the single-use link signs the client in."""
         invitation, account = await asyncio.to_thread(self.check_claim, slug, token)
+        workspace = await self._workspace_for_invite(slug)
+        extra_rows = []
+        password_hash = None
+        if workspace.settings["sign_in_method"] == "password":
+            if reason := passwords.problem_with(password or "", account.email, account.name):
+                raise WeakPassword(reason)
+            password_hash = await asyncio.to_thread(passwords.hash_password, password)
+        at = _now()
         actor = {"kind": "client", "id": str(account.id), "reason": None}
-        invitation.claim(at=_now(), actor=actor)
+        invitation.claim(at=at, actor=actor)
         account.activate(invitation_id=invitation.id, actor=actor)
-        cookie, session_row = sessions.new(slug, account.id, account.access_epoch, method="claim")
+        if password_hash is not None:
+            account.set_password(at=at, reason="claim", actor=actor)
+            extra_rows.append(credentials.store(account.id, password_hash))
+        account.sign_in(method="claim", at=at, ip=getattr(client, "ip", None),
+                        user_agent=getattr(client, "user_agent", None), actor=actor)
+        session, redirect_to, rows = await self.start_session(slug, account, "claim")
         try:
-            position = await self._commit(invitation, account, side_rows=[session_row])
+            position = await self._commit(invitation, account, side_rows=[*extra_rows, *rows])
         except IntegrityError:  # a concurrent claim of the same link won
             raise LinkInvalid() from None
-        return ClaimResult(account.id, account.status, account.access_epoch, position, cookie)
+        return ClaimResult(account.id, account.status, account.access_epoch, position, session.cookie,
+                           session.session_id, redirect_to)

@@ -69,3 +69,28 @@ class AccountNotFound(DomainError):
 class TooManyResends(DomainError):
     code = "too_many_resends"
     detail = "This account was sent too many invites in the last hour; try again later."
+
+
+class LockedOut(DomainError):
+    code = "too_many_attempts"
+    detail = "Too many wrong attempts; sign-in is locked for a while."
+
+
+class WrongCode(DomainError):
+    code = "wrong_code"
+    detail = "That code is not right, or it has expired. Check the latest email, or ask for a new code."
+
+
+class WrongPassword(DomainError):
+    code = "wrong_password"
+    detail = "That email and password do not match."
+
+
+class WeakPassword(DomainError):
+    code = "weak_password"
+    detail = "Choose a different password."
+
+
+class CsrfFailed(DomainError):
+    code = "csrf_failed"
+    detail = "The form expired or did not come from this site; reload the page and try again."

@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from services.invite_service.domain import ids
-from services.invite_service.domain.errors import InvalidState, TooManyResends
+from services.invite_service.domain.errors import InvalidState, LinkInvalid, LockedOut, TooManyResends, WrongCode
 
 PENDING, ACTIVE, DISABLED = "pending", "active", "disabled"
 
@@ -23,6 +23,12 @@ PENDING, ACTIVE, DISABLED = "pending", "active", "disabled"
 # be able to mail-bomb a client (revoke/reactivate in a loop counts too).
 RESENDS_PER_HOUR = 10
 RESEND_WINDOW = timedelta(hours=1)
+
+# Wrong codes or passwords in a row before the code dies and sign-in is refused a while:
+# five guesses at a 6-digit code is a 1 in 200,000 chance.
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+RECENT_SIGN_INS = 10  # kept on the aggregate for the account view
 
 ACTIONS = {
     PENDING: ["resend", "revoke"],
@@ -69,6 +75,15 @@ class PortalAccount(Aggregate):
         self.resent_at: list[datetime] = []  # invite emails of the last hour, for the resend limit
         self.reset_nonce: str | None = None
         self.reset_expires_at: datetime | None = None
+        # Sign-in: only the latest magic link and code work; each is spent by its SignedIn.
+        self.magic_nonce: str | None = None
+        self.magic_expires_at: datetime | None = None
+        self.code_nonce: str | None = None
+        self.code_expires_at: datetime | None = None
+        self.failures = 0  # wrong codes or passwords in a row
+        self.locked_until: datetime | None = None
+        self.last_sign_in_at: datetime | None = None
+        self.sign_ins: list[dict[str, Any]] = []  # the latest RECENT_SIGN_INS, newest first
 
     @property
     def allowed_actions(self) -> list[str]:
@@ -171,3 +186,128 @@ class PortalAccount(Aggregate):
         self.check_allowed("password-reset")
         self.reset_nonce = nonce
         self.reset_expires_at = expires_at
+
+    # Client sign-in. Nonces are not secrets: links and codes are HMACs over them with a key
+    # only Porchlight holds (services/common/tokens.py). Guards open each method; times come in.
+
+    def _check_active(self) -> None:
+        if self.status != ACTIVE:
+            raise InvalidState(f"The account is {self.status}, not active.", allowed=self.allowed_actions)
+
+    def check_not_locked(self, at: datetime) -> None:
+        if self.locked_until is not None and at < self.locked_until:
+            raise LockedOut(retry_after=max(1, int((self.locked_until - at).total_seconds()) + 1))
+
+    def request_magic_link(
+        self, nonce: str, expires_at: datetime, email: str, sender: dict[str, Any], actor: dict[str, Any]
+    ) -> None:
+        """A fresh sign-in link; the previous one stops working."""
+        self._check_active()
+        self._magic_link_requested(nonce=nonce, expires_at=expires_at, email=email, name=self.name,
+                                   sender=sender, actor=actor)
+
+    @event("MagicLinkRequested")
+    def _magic_link_requested(
+        self, nonce: str, expires_at: datetime, email: str, name: str | None, sender: dict[str, Any],
+        actor: dict[str, Any],
+    ) -> None:
+        self.magic_nonce = nonce
+        self.magic_expires_at = expires_at
+
+    def check_magic_link(self, nonce_matches: bool, at: datetime) -> None:
+        """LinkInvalid unless the link is this account's latest, unspent and unexpired."""
+        if (self.status != ACTIVE or not nonce_matches or self.magic_nonce is None
+                or self.magic_expires_at is None or at >= self.magic_expires_at):
+            raise LinkInvalid()
+
+    def issue_code(
+        self, nonce: str, expires_at: datetime, at: datetime, email: str, channels: list[str],
+        sender: dict[str, Any], actor: dict[str, Any],
+    ) -> None:
+        """A fresh one-time code; only the latest works. Not while locked out."""
+        self._check_active()
+        self.check_not_locked(at)
+        self._code_issued(nonce=nonce, expires_at=expires_at, email=email, name=self.name, phone=self.phone,
+                          channels=channels, sender=sender, actor=actor)
+
+    @event("SignInCodeIssued")
+    def _code_issued(
+        self, nonce: str, expires_at: datetime, email: str, name: str | None, phone: str | None,
+        channels: list[str], sender: dict[str, Any], actor: dict[str, Any],
+    ) -> None:
+        self.code_nonce = nonce
+        self.code_expires_at = expires_at
+
+    def live_code_nonce(self, at: datetime) -> str | None:
+        """The nonce of the code that works now, if any."""
+        if self.status != ACTIVE or self.code_nonce is None or self.code_expires_at is None:
+            return None
+        return self.code_nonce if at < self.code_expires_at else None
+
+    def fail_verification(
+        self, method: str, at: datetime, ip: str | None, user_agent: str | None, sender: dict[str, Any],
+        actor: dict[str, Any],
+    ) -> bool:
+        """Record a wrong code or password; the MAX_FAILURES-th in a row kills the code and
+        locks sign-in for LOCKOUT. True when this one locked the account."""
+        failures = self.failures + 1
+        self._verification_failed(method=method, at=at, failures=failures, ip=ip, user_agent=user_agent, actor=actor)
+        if failures < MAX_FAILURES:
+            return False
+        self._locked_out(at=at, until=at + LOCKOUT, method=method, email=self.email, name=self.name, ip=ip,
+                         sender=sender, actor=actor)
+        return True
+
+    @event("VerificationFailed")
+    def _verification_failed(
+        self, method: str, at: datetime, failures: int, ip: str | None, user_agent: str | None,
+        actor: dict[str, Any],
+    ) -> None:
+        self.failures = failures
+
+    @event("VerificationLockedOut")
+    def _locked_out(
+        self, at: datetime, until: datetime, method: str, email: str, name: str | None, ip: str | None,
+        sender: dict[str, Any], actor: dict[str, Any],
+    ) -> None:
+        self.locked_until = until
+        self.failures = 0
+        self.code_nonce = self.code_expires_at = None  # the code dies with the lockout
+
+    def sign_in(self, method: str, at: datetime, ip: str | None, user_agent: str | None, actor: dict[str, Any]) -> None:
+        """A successful sign-in (a claim counts as the first). Spends what it used."""
+        self._check_active()
+        if method != "claim":
+            self.check_not_locked(at)
+        self._signed_in(method=method, at=at, ip=ip, user_agent=user_agent, actor=actor)
+
+    @event("SignedIn")
+    def _signed_in(self, method: str, at: datetime, ip: str | None, user_agent: str | None, actor: dict[str, Any]) -> None:
+        if method == "magic_link":
+            self.magic_nonce = self.magic_expires_at = None
+        elif method == "code":
+            self.code_nonce = self.code_expires_at = None
+        self.failures = 0
+        self.last_sign_in_at = at
+        self.sign_ins = [{"method": method, "at": at, "ip": ip, "user_agent": user_agent}, *self.sign_ins][
+            :RECENT_SIGN_INS
+        ]
+
+    def check_reset_link(self, nonce_matches: bool, at: datetime) -> None:
+        if (self.status != ACTIVE or not nonce_matches or self.reset_nonce is None
+                or self.reset_expires_at is None or at >= self.reset_expires_at):
+            raise LinkInvalid()
+
+    def set_password(self, at: datetime, reason: str, actor: dict[str, Any]) -> None:
+        """Record that a password was set (the hash is stored elsewhere). A reset spends its
+        link and ends every other session (the epoch moves on)."""
+        self._check_active()
+        self._password_set(at=at, reason=reason, actor=actor)
+
+    @event("PasswordSet")
+    def _password_set(self, at: datetime, reason: str, actor: dict[str, Any]) -> None:
+        if reason == "reset":
+            self.reset_nonce = self.reset_expires_at = None
+            self.access_epoch += 1
+            self.locked_until = None
+            self.failures = 0

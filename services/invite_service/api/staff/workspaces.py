@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path, Response, status
 
-from services.common.problems import BODY_ERRORS, STAFF_AUTH_ERRORS, problem_responses
-from services.invite_service.api.deps import Access, StaffAdmin, StaffReader
+from services.common.problems import BODY_ERRORS, STAFF_AUTH_ERRORS, Problem, problem_responses
+from services.invite_service.api.deps import Access, Settings, StaffAdmin, StaffReader
 from services.invite_service.api.schemas import Slug, WorkspaceOut, WorkspaceSettingsIn
 from services.invite_service.domain.workspace import Workspace
 
@@ -26,15 +26,21 @@ def workspace_out(workspace: Workspace) -> WorkspaceOut:
             **STAFF_AUTH_ERRORS,
             **BODY_ERRORS,
             403: "Only owners and admins change settings (`forbidden_role`)",
-            422: "A setting out of range or unknown (`validation_error`)",
+            422: "A setting out of range or unknown (`validation_error`); a portal_url that is not https "
+            "outside `porchlight dev` (`insecure_portal_url`)",
         }),
     },
 )
 async def put_workspace(
-    ws: Slug, body: WorkspaceSettingsIn, staff: StaffAdmin, access: Access, response: Response
+    ws: Slug, body: WorkspaceSettingsIn, staff: StaffAdmin, access: Access, response: Response, config: Settings
 ) -> WorkspaceOut:
     # Only what the caller named (nested too), so a PUT of one field leaves the rest alone.
     settings = body.model_dump(exclude_unset=True)
+    # Signed-in clients are sent there with a one-time code: never over plain http, but in dev.
+    portal_url = settings.get("portal_url")
+    if portal_url and not portal_url.startswith("https://") and not config.allow_http_portal_url:
+        raise Problem(422, "insecure_portal_url", "Insecure portal URL",
+                      "portal_url must be an https URL (plain http only under `porchlight dev`).")
     configured = await access.configure_workspace(ws, settings, staff.actor)
     if configured.created:
         response.status_code = status.HTTP_201_CREATED
