@@ -264,7 +264,7 @@ class Replay:
             f"""
             UPDATE {BUILD_SCHEMA}.account_status s SET last_delivery_status = d.status, last_delivery_at = d.at
             FROM (SELECT DISTINCT ON (account_id) account_id, status, at FROM {_ident(live)}.account_deliveries
-                  ORDER BY account_id, at DESC, attempt DESC) d
+                  WHERE audience = 'client' ORDER BY account_id, at DESC, attempt DESC) d
             WHERE s.account_id = d.account_id AND s.last_delivery_at IS DISTINCT FROM d.at
             """
         )

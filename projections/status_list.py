@@ -194,9 +194,7 @@ async def on_invite_resent(msg: InviteResentV1, projector: ProjectorContext) -> 
 
 async def on_signed_in(msg: SignedInV1, projector: ProjectorContext) -> bool:
     """SignedIn (a claim counts as the first): when the client last signed in, and how often."""
-    return await _set_status(
-        projector, msg, "last_sign_in_at = GREATEST(last_sign_in_at, $3), sign_ins = sign_ins + 1", msg.data.at
-    )
+    return await _apply(projector, msg)
 
 
 async def on_trip_first_shared(msg: TripFirstSharedV1, projector: ProjectorContext) -> bool:

@@ -144,6 +144,19 @@ def account_changed(at: datetime, **columns: Any) -> Fold:
     return fold
 
 
+def signed_in(at: datetime, signed_in_at: datetime) -> Fold:
+    """A successful sign-in (a claim counts as the first): when the client last signed in, and how often."""
+    def fold(row: Row | None) -> Row | None:
+        if row is None:
+            return None
+        row = dict(row)
+        row["last_sign_in_at"] = _greatest(row["last_sign_in_at"], signed_in_at)
+        row["sign_ins"] = (row["sign_ins"] or 0) + 1
+        row["updated_at"] = _greatest(row["updated_at"], at)
+        return row
+    return fold
+
+
 def _resource_key(resource: dict[str, Any]) -> tuple[str, str]:
     return (str(resource.get("type")), str(resource.get("id")))
 
@@ -282,6 +295,7 @@ EFFECTS: dict[str, Callable[[Fact], list[Effect]]] = {
     "AccessReenabled": _changed(lambda e: {"status": e.data["status"], "disabled_at": None, "disabled_by": None,
                                            "disabled_reason": None}),
     "InviteResent": _changed(lambda e: {"status": "pending"}),
+    "SignedIn": lambda e: [(ACCOUNTS, (e.aggregate_id,), signed_in(e.at, e.data["at"]))],
     "TripFirstShared": _trip_shared,
     "TripShared": _trip_shared,
 }

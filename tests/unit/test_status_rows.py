@@ -69,3 +69,20 @@ def test_only_the_newest_invite_sets_link_and_expiry():
 
 def test_an_action_on_an_unknown_account_changes_nothing():
     assert fold([Fact("AccessDisabled", ACCOUNT, ACCOUNT, "ws", T0, "staff-1", {"at": T0, "reason": None})]) == {}
+
+
+def test_every_event_type_the_live_projector_handles_has_its_rule():
+    """Replay applies only the rules (deploy/replay.py refuses to start otherwise): a live handler
+    whose type has none would be left out of every rebuild."""
+    from projections import status_list
+    from services.common.event_routing import handled_type
+
+    assert {handled_type(h) for h in status_list.HANDLERS} <= set(status_rows.EFFECTS)
+
+
+def test_sign_ins_count_and_keep_the_latest():
+    signed = [Fact("SignedIn", ACCOUNT, ACCOUNT, "ws", T0 + timedelta(hours=h), "client", {"at": T0 + timedelta(hours=h)})
+              for h in (3, 1)]
+    row = fold([created(), sent(), *signed])[("account_status", (ACCOUNT,))]
+    assert (row["sign_ins"], row["last_sign_in_at"], row["updated_at"]) == (2, T0 + timedelta(hours=3),
+                                                                            T0 + timedelta(hours=3))
