@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from faststream import Context
@@ -134,6 +134,8 @@ class Projector:
             token = self._batch.set(batch)
             try:
                 yield conn
+                for hook in batch.before_commit:  # handlers' writes gathered over the batch (status_list's rows)
+                    await hook()
             finally:
                 self._batch.reset(token)
             if positions:
@@ -142,10 +144,17 @@ class Projector:
             self._counted(*result)
 
 
+    def current_batch(self) -> _Batch | None:
+        """The batch being applied (inside `batch()`), else None."""
+        return self._batch.get()
+
+
 @dataclass
 class _Batch:
     conn: asyncpg.Connection
     results: list[tuple[bool, str, uuid.UUID, int]] = field(default_factory=list)
+    state: dict[str, Any] = field(default_factory=dict)  # a handler module's own, for this batch
+    before_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
 # How a handler asks for it: `projector: ProjectorContext` (set on each broker by create_projector).

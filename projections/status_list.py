@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from typing import Any
 
 import asyncpg
 
@@ -81,18 +82,74 @@ def fact_of(msg: AccessEventV1) -> status_rows.Fact:
 
 async def _apply(projector: ProjectorContext, msg: AccessEventV1) -> bool:
     """Claim the event, then fold it into each row it touches (status_rows: the one definition of
-    what an event does, which replay applies too), in the claim's transaction."""
+    what an event does, which replay applies too), in the claim's transaction.
+
+    Inside a fetched batch (Projector.batch) a row is read once, folded in memory by each of
+    the batch's events, and written once when the batch ends (`_BatchRows`)."""
     async with _applying(projector, msg) as conn:
         if conn is None:
             return False  # applied before: change nothing
+        batch = projector.current_batch() if isinstance(projector, Projector) else None
+        rows = _BatchRows.of(batch) if batch is not None else None
+        account = msg.account_id or msg.aggregate_id
         for table, key, fold in status_rows.effects(fact_of(msg)):
-            if await write_folded(conn, table, key, fold) is None and table == status_rows.ACCOUNTS:
+            after = await rows.fold(table, key, fold) if rows is not None else await write_folded(conn, table, key, fold)
+            if after is None and table == status_rows.ACCOUNTS:
                 # Cannot happen in partition order (AccountCreated comes first); say so, but do not
                 # block the partition retrying an event that can never apply.
                 log.warning("%s for unknown account %s (event %s)", msg.type, key[0], msg.event_id)
         if msg.type in (ACCOUNT_CREATED, INVITE_SENT):
-            await _catch_up_deliveries(conn, msg.account_id or msg.aggregate_id)
+            if rows is not None:
+                rows.catch_up.append(account)
+            else:
+                await _catch_up_deliveries(conn, account)
     return True
+
+
+class _BatchRows:
+    """The rows a batch's events touch: each read (locked) at its first event, folded in memory,
+    written once before the batch commits, then each new account's deliveries caught up."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self._before: dict[tuple[str, tuple], dict | None] = {}
+        self._after: dict[tuple[str, tuple], dict | None] = {}
+        self._folds: dict[tuple[str, tuple], list[status_rows.Fold]] = {}
+        self.catch_up: list = []
+
+    @classmethod
+    def of(cls, batch: Any) -> _BatchRows:
+        rows = batch.state.get(PROJECTION)
+        if rows is None:
+            rows = batch.state[PROJECTION] = cls(batch.conn)
+            batch.before_commit.append(rows.flush)
+        return rows
+
+    async def fold(self, table: str, key: tuple, fold: status_rows.Fold) -> dict | None:
+        k = (table, key)
+        if k not in self._before:
+            self._before[k] = self._after[k] = await _read_locked(self._conn, table, key)
+            self._folds[k] = []
+        self._folds[k].append(fold)
+        after = fold(self._after[k])
+        if after is not None:
+            self._after[k] = after
+        return after
+
+    async def flush(self) -> None:
+        for (table, key), after in self._after.items():
+            before = self._before[(table, key)]
+            if after is None or after == before:
+                continue
+            if not await _write(self._conn, table, key, before, after):
+                # Inserted meanwhile by another consumer (a trip's contact): fold this batch's events again over it.
+                row = await _read_locked(self._conn, table, key)
+                for fold in self._folds[(table, key)]:
+                    row = fold(row) or row
+                if not await _write(self._conn, table, key, await _read_locked(self._conn, table, key), row):
+                    raise RuntimeError(f"{table} {key}: inserted concurrently, again")
+        for account in dict.fromkeys(self.catch_up):
+            await _catch_up_deliveries(self._conn, account)
 
 
 async def write_folded(conn: asyncpg.Connection, table: str, key: tuple, fold: status_rows.Fold) -> dict | None:
@@ -100,32 +157,43 @@ async def write_folded(conn: asyncpg.Connection, table: str, key: tuple, fold: s
 
     A row another transaction inserts between our read and our insert (a trip's contact, shared on
     another partition) makes the insert do nothing: then read it and fold again."""
-    where = " AND ".join(f"{column} = ${i}" for i, column in enumerate(status_rows.KEYS[table], 1))
     for _ in range(3):
-        record = await conn.fetchrow(f"SELECT * FROM {table} WHERE {where} FOR UPDATE", *key)
-        before = _from_db(record)
+        before = await _read_locked(conn, table, key)
         after = fold(before)
         if after is None or after == before:
             return after
-        if before is None:
-            columns = list(after)
-            inserted = await conn.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-                f"({', '.join(_placeholder(c, i) for i, c in enumerate(columns, 1))}) ON CONFLICT DO NOTHING",
-                *(_to_db(c, after[c]) for c in columns),
-            )
-            if inserted != "INSERT 0 0":
-                return after
-            continue
-        changed = [c for c in after if after[c] != before.get(c)]
+        if await _write(conn, table, key, before, after):
+            return after
+    raise RuntimeError(f"{table} {key}: inserted concurrently, again and again")
+
+
+def _where(table: str) -> str:
+    return " AND ".join(f"{column} = ${i}" for i, column in enumerate(status_rows.KEYS[table], 1))
+
+
+async def _read_locked(conn: asyncpg.Connection, table: str, key: tuple) -> dict | None:
+    return _from_db(await conn.fetchrow(f"SELECT * FROM {table} WHERE {_where(table)} FOR UPDATE", *key))
+
+
+async def _write(conn: asyncpg.Connection, table: str, key: tuple, before: dict | None, after: dict) -> bool:
+    """Insert the row, or update the columns that changed; False if the insert found the row there."""
+    if before is None:
+        columns = list(after)
+        inserted = await conn.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+            f"({', '.join(_placeholder(c, i) for i, c in enumerate(columns, 1))}) ON CONFLICT DO NOTHING",
+            *(_to_db(c, after[c]) for c in columns),
+        )
+        return inserted != "INSERT 0 0"
+    changed = [c for c in after if after[c] != before.get(c)]
+    if changed:
         offset = len(key)
         await conn.execute(
             f"UPDATE {table} SET {', '.join(f'{c} = {_placeholder(c, offset + i)}' for i, c in enumerate(changed, 1))}"
-            f" WHERE {where}",
+            f" WHERE {_where(table)}",
             *key, *(_to_db(c, after[c]) for c in changed),
         )
-        return after
-    raise RuntimeError(f"{table} {key}: inserted concurrently, again and again")
+    return True
 
 
 def _from_db(record: asyncpg.Record | None) -> dict | None:
