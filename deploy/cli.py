@@ -46,7 +46,7 @@ def _logging(settings, process: str) -> None:
         return  # a one-off command (migrate, replay, audit): no metrics to serve, none to drop
     serve_only(process)
     if process != "api":  # the API serves /metrics itself
-        serve_if_configured(settings.metrics_port)
+        serve_if_configured(settings.metrics_port, settings.metrics_host)
 
 
 def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:

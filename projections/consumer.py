@@ -27,7 +27,7 @@ from projections import batches, deliveries, status_list
 from projections.projector import EventSource, Projector, ProjectorStats
 from services.common.dead_letters import dead_letter_middleware
 from services.common.event_routing import subscribe_by_type
-from services.common.kafka import broker_logger
+from services.common.kafka import batch_timeout_ms, broker_logger, consumer_options
 from services.common.settings import ProjectorSettings
 
 
@@ -49,7 +49,8 @@ def create_projector(
     subscriber_options = dict(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        # Off the invite-to-email path: a longer fetch wait, fewer idle fetches (kafka.py).
+        **consumer_options(settings, on_email_path=False),
     )
 
     access = _broker(settings, projector, "Projects access events into the staff status list.")
@@ -63,7 +64,7 @@ def create_projector(
             "list's typed handler of its type; other types are only recorded",
             batch=True,
             max_records=settings.projector_batch_max,
-            batch_timeout_ms=settings.kafka_fetch_max_wait_ms,
+            batch_timeout_ms=batch_timeout_ms(settings),
             parser=batches.parse_batch,
             decoder=batches.raw_bodies,
             **subscriber_options,
@@ -88,7 +89,7 @@ def create_projector(
             "as the notifier publishes it, parsed here one by one",
             batch=True,
             max_records=settings.projector_batch_max,
-            batch_timeout_ms=settings.kafka_fetch_max_wait_ms,
+            batch_timeout_ms=batch_timeout_ms(settings),
             parser=batches.parse_batch,
             decoder=batches.raw_bodies,
             **subscriber_options,

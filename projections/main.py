@@ -15,7 +15,7 @@ from services.common.consumer_errors import DATABASE
 from services.common.database import create_pool, describe
 from services.common.dead_letters import configure, stop_consuming
 from services.common.heartbeat import run_heartbeat
-from services.common.probes import database_probe
+from services.common.probes import broker_probe, database_probe
 from services.common.reset_watcher import watch_broker_resets
 from services.common.settings import ProjectorSettings
 
@@ -62,7 +62,9 @@ async def run(settings: ProjectorSettings, event_store_reader: EventStoreReader 
                 describe(settings.database_url),
             )
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(run_heartbeat(pool, "projector"))
+                # Its /readyz (METRICS_PORT): the loop beats, PostgreSQL takes the beat, the broker answers.
+                broker_up = broker_probe(settings.kafka_bootstrap_servers)
+                tasks.create_task(run_heartbeat(pool, "projector", {"broker": broker_up}))
                 tasks.create_task(_log_summaries(stats))
                 tasks.create_task(watch_broker_resets(pool, brokers, "projector"))
                 tasks.create_task(report_lag(pool))
