@@ -47,6 +47,9 @@ def _logging(settings, process: str) -> None:
     serve_only(process)
     if process != "api":  # the API serves /metrics itself
         serve_if_configured(settings.metrics_port, settings.metrics_host)
+    from services.common.runtime import tune_gc_after_start
+
+    tune_gc_after_start()  # everything imported so far lives as long as the process (runtime.py)
 
 
 def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:

@@ -21,12 +21,11 @@ transient failure backs off and nacks the batch, which comes again from its firs
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from faststream import Context
-from faststream.kafka.annotations import KafkaMessage
 
 from pydantic import ValidationError
 
@@ -35,13 +34,15 @@ from contracts.deliveries import DeliveryOutcomeV1
 from projections import deliveries, status_list
 from projections.projector import Claim, ProjectorContext
 from projections.statements import waves
+from services.common.context import KafkaMessage, LoopContext
 from services.common.dead_letters import RECORD_FAILURES, RecordFailures
 from services.common.event_routing import route
 from services.common.metrics import PROJECTOR_BATCH_FALLBACKS
 
 log = logging.getLogger("projections.consumer")
 
-Failures = Annotated[RecordFailures, Context(RECORD_FAILURES)]
+Failures = Annotated[RecordFailures, LoopContext(RECORD_FAILURES)]
+Subscriber = Annotated[Any, LoopContext("handler_", default=None)]
 
 
 def _parse(record: Any) -> AccessEventV1:
@@ -100,16 +101,22 @@ def _decodable(record: Any) -> Any:
     return record
 
 
+@functools.cache
+def _access_handlers() -> Callable[[str], Callable[..., Awaitable[Any]]]:
+    # Built once: route() reads every handler's type hints, a cost worth paying once per process.
+    return route(status_list.HANDLERS, otherwise=status_list.on_other_event)
+
+
 async def on_access_batch(
     bodies: list[bytes],
     message: KafkaMessage,
     projector: ProjectorContext,
     failures: Failures,
-    subscriber: Annotated[Any, Context("handler_", default=None)],
+    subscriber: Subscriber,
 ) -> None:
     """A fetched batch of access events (`bodies` are left undecoded: each record is parsed here,
     so a record that does not parse is that message's failure, not the batch's)."""
-    handler_for = route(status_list.HANDLERS, otherwise=status_list.on_other_event)
+    handler_for = _access_handlers()
 
     async def apply(events: list[AccessEventV1]) -> None:
         claims = [_access_claim(e) for e in events]
@@ -130,7 +137,7 @@ async def on_delivery_batch(
     message: KafkaMessage,
     projector: ProjectorContext,
     failures: Failures,
-    subscriber: Annotated[Any, Context("handler_", default=None)],
+    subscriber: Subscriber,
 ) -> None:
     """A fetched batch of delivery outcomes, as on_access_batch does access events."""
 

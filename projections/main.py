@@ -17,6 +17,7 @@ from services.common.dead_letters import configure, stop_consuming
 from services.common.heartbeat import run_heartbeat
 from services.common.probes import broker_probe, database_probe
 from services.common.reset_watcher import watch_broker_resets
+from services.common.runtime import tune_gc_after_start
 from services.common.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ async def run(settings: ProjectorSettings, event_store_reader: EventStoreReader 
             configure(broker, settings=settings, probes={DATABASE: database_probe(pool)})
         try:
             await asyncio.gather(*(broker.start() for broker in brokers))  # join both groups at once
+            tune_gc_after_start()  # the pool and brokers live as long as the process
             log.info(
                 "projector consuming %s and %s as group %s into %s",
                 settings.access_topic,

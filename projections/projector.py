@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 import asyncpg
-from faststream import Context
 
 from contracts.access import AccessEventV1
 from projections.applied import GapFound, record_applied
 from projections.positions import record_position
 from projections.statements import StatementQueue
+from services.common.context import LoopContext
 from services.common.metrics import PROJECTOR_GAPS, PROJECTED
 
 log = logging.getLogger("projections.consumer")
@@ -214,4 +214,4 @@ class _Batch:
 
 
 # How a handler asks for it: `projector: ProjectorContext` (set on each broker by create_projector).
-ProjectorContext = Annotated[Projector, Context("projector")]
+ProjectorContext = Annotated[Projector, LoopContext("projector")]
