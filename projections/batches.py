@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from contracts.access import ENVELOPES, TYPE_HEADER, AccessEventV1, parse_access_event
 from contracts.deliveries import DeliveryOutcomeV1
 from projections import deliveries, status_list
-from projections.projector import Claim, ProjectorContext
+from projections.projector import Claim, Projector, ProjectorContext
 from projections.statements import waves
 from services.common.context import KafkaMessage, LoopContext
 from services.common.dead_letters import RECORD_FAILURES, RecordFailures
@@ -107,6 +107,20 @@ def _access_handlers() -> Callable[[str], Callable[..., Awaitable[Any]]]:
     return route(status_list.HANDLERS, otherwise=status_list.on_other_event)
 
 
+async def apply_access_events(projector: Projector, events: list[AccessEventV1]) -> None:
+    """`events` (in the order fetched) in one transaction: claimed in one statement, then given
+    to their handlers in waves of one event per account, each wave's writes sent together."""
+    handler_for = _access_handlers()
+    claims = [_access_claim(e) for e in events]
+    check_gaps = projector.event_source is not None
+    async with projector.batch(status_list.PROJECTION, [e.position for e in events], claims,
+                               check_gaps=check_gaps) as queue:
+        for wave in waves(events, key=lambda e: e.key):
+            for event in wave:
+                await handler_for(event.type)(event, projector)
+            await queue.flush()
+
+
 async def on_access_batch(
     bodies: list[bytes],
     message: KafkaMessage,
@@ -118,17 +132,7 @@ async def on_access_batch(
     so a record that does not parse is that message's failure, not the batch's)."""
     handler_for = _access_handlers()
 
-    async def apply(events: list[AccessEventV1]) -> None:
-        claims = [_access_claim(e) for e in events]
-        check_gaps = projector.event_source is not None
-        async with projector.batch(status_list.PROJECTION, [e.position for e in events], claims,
-                                   check_gaps=check_gaps) as queue:
-            for wave in waves(events, key=lambda e: e.key):
-                for event in wave:
-                    await handler_for(event.type)(event, projector)
-                await queue.flush()
-
-    await _apply_batch(message, _parse, apply, lambda e: handler_for(e.type)(e, projector), failures, subscriber,
+    await _apply_batch(message, _parse, lambda events: apply_access_events(projector, events), lambda e: handler_for(e.type)(e, projector), failures, subscriber,
                        "access events")
 
 
