@@ -13,6 +13,7 @@ from contracts.access import (
     parse_access_event,
 )
 from contracts.deliveries import DeliveryOutcomeV1
+from contracts.shares import TripShareV1
 
 __all__ = [
     "ENVELOPES",
@@ -22,5 +23,6 @@ __all__ = [
     "Actor",
     "DeliveryOutcomeV1",
     "KnownAccessEventV1",
+    "TripShareV1",
     "parse_access_event",
 ]

@@ -47,6 +47,8 @@ VERIFICATION_FAILED = "VerificationFailed"
 VERIFICATION_LOCKED_OUT = "VerificationLockedOut"
 SIGNED_IN = "SignedIn"
 PASSWORD_SET = "PasswordSet"
+TRIP_FIRST_SHARED = "TripFirstShared"
+TRIP_SHARED = "TripShared"
 
 TYPE_HEADER = "type"  # Kafka header with the event type, for routing without parsing
 
@@ -72,12 +74,30 @@ class _Contract(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class Cause(_Contract):
+    """The upstream event that made the system act (added within v1): for an auto-invite, the share."""
+
+    event_id: uuid.UUID = Field(description="The upstream event's id (a `trips.shares.v1` event_id)")
+    topic: str | None = Field(None, examples=["trips.shares.v1"])
+    trip_id: str | None = Field(None, examples=["T-1042"])
+    kind: str | None = Field(None, description="What was shared", examples=["invoice"])
+    shared_by: str | None = Field(None, description="Who shared it upstream", examples=["staff-42"])
+
+
 class Actor(_Contract):
     """Who caused an event: a staff member, the client, or the system (with a reason)."""
 
     kind: Literal["staff", "client", "system"]
     id: str | None = Field(None, description="Staff user id (JWT `sub`) or portal account id", examples=["staff-42"])
     reason: str | None = Field(None, description="Why the system acted", examples=["first invoice share"])
+    # Left out when absent, so every actor recorded before it reads (and publishes) as it did.
+    cause: Cause | None = Field(
+        None, description="For the system: the upstream event it acted on", exclude_if=lambda v: v is None
+    )
+    name: str | None = Field(
+        None, description="The staff member's display name, when the host app's token carries one (`name` claim)",
+        examples=["Pat"], exclude_if=lambda v: v is None,
+    )
 
 
 # Payloads: one model per event type.
@@ -311,6 +331,63 @@ class PasswordSet(_Contract):
     reason: Literal["claim", "reset", "change"]
 
 
+# Trips (auto-invite on first share). One aggregate per (workspace, trip id); its events carry
+# the travelers seen in the shares (never a secret), so the read side can show each one's
+# portal state beside the trip.
+
+
+class TripTraveler(_Contract):
+    contact_id: str | None = None
+    name: str | None = None
+    email: str | None = Field(None, description="As shared upstream")
+    phone: str | None = None
+    primary: bool = False
+    account_id: uuid.UUID | None = Field(
+        None, description="The portal account this traveler's email has or would have; null without a valid email"
+    )
+
+
+class TripShareInfo(_Contract):
+    event_id: uuid.UUID = Field(description="The share's `trips.shares.v1` event_id")
+    kind: str = Field(examples=["invoice"])
+    shared_by: str | None = None
+    occurred_at: UtcDatetime
+
+
+class AutoInviteDecision(_Contract):
+    """What auto-invite did on the trip's first share: invited one traveler, or skipped, and why."""
+
+    outcome: Literal["invited", "skipped"]
+    reason: str | None = Field(
+        None,
+        description="Why nothing was sent: `auto_invite_off`, `unknown_workspace`, `portal_disabled`, "
+        "`plan_required`, `no_candidate` (no traveler with a valid email), `account_exists`",
+        examples=["account_exists"],
+    )
+    account_id: uuid.UUID | None = Field(None, description="The candidate's account (invited or already there)")
+    invitation_id: uuid.UUID | None = None
+    email: str | None = Field(None, description="The candidate's email")
+
+
+class TripFirstShared(_Contract):
+    """The trip's first invoice or proposal share, and auto-invite's one decision for the trip."""
+
+    workspace: str
+    trip_id: str = Field(examples=["T-1042"])
+    share: TripShareInfo
+    travelers: list[TripTraveler] = Field(default_factory=list)
+    auto_invite: AutoInviteDecision
+
+
+class TripShared(_Contract):
+    """A later share of the trip: its travelers are recorded; auto-invite does nothing."""
+
+    workspace: str
+    trip_id: str
+    share: TripShareInfo
+    travelers: list[TripTraveler] = Field(default_factory=list)
+
+
 # The envelope.
 
 
@@ -437,6 +514,16 @@ class PasswordSetV1(AccessEventV1):
     data: PasswordSet
 
 
+class TripFirstSharedV1(AccessEventV1):
+    type: Literal["TripFirstShared"] = TRIP_FIRST_SHARED
+    data: TripFirstShared
+
+
+class TripSharedV1(AccessEventV1):
+    type: Literal["TripShared"] = TRIP_SHARED
+    data: TripShared
+
+
 # Every typed envelope, told apart by `type`: what the relay publishes (the AsyncAPI
 # document shows it). A new event type is a payload model, an envelope and a line here.
 KnownAccessEventV1 = Annotated[
@@ -457,7 +544,9 @@ KnownAccessEventV1 = Annotated[
     | VerificationFailedV1
     | VerificationLockedOutV1
     | SignedInV1
-    | PasswordSetV1,
+    | PasswordSetV1
+    | TripFirstSharedV1
+    | TripSharedV1,
     Field(discriminator="type"),
 ]
 

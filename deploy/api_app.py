@@ -12,15 +12,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from projections.query_api import router as query_router
+from projections.query_api import trips_router
 from services.common.settings import ApiSettings
 from services.invite_service.api import create_app
 from services.invite_service.api.staff import gmail
+from services.invite_service.point_in_time import account_as_of
 
 
 def create_api(settings: ApiSettings) -> FastAPI:
     app = create_app(settings)
     app.include_router(query_router)  # /v1/workspaces/{ws}/accounts..., beside the staff command routes
+    app.include_router(trips_router)  # /v1/workspaces/{ws}/trips/{trip_id}/travelers
     app.include_router(gmail.router)  # /v1/workspaces/{ws}/staff/{staff_id}/gmail
+    # The read route's `?as_of=T` answers from the event store, through the write side's replay.
+    app.state.account_as_of = lambda ws, account_id, at: account_as_of(app.state.portal_access, ws, account_id, at)
     return app
 
 

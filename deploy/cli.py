@@ -136,6 +136,40 @@ def projector() -> None:
 
 
 @app.command()
+def autoinvite() -> None:
+    """Turn the first invoice or proposal share of each trip (`trips.shares.v1`) into an invite."""
+    from services.autoinvite.main import run
+    from services.common.settings import AutoinviteSettings
+
+    settings = _settings(AutoinviteSettings)
+    _logging(settings, "autoinvite")
+    _run_until_signal(lambda: run(settings))
+
+
+@app.command("publish-share")
+def publish_share(
+    workspace: Annotated[str, typer.Option(help="Workspace slug")],
+    trip: Annotated[str, typer.Option(help="The trip's id")],
+    traveler: Annotated[list[str], typer.Option(help="'Name <email>', an email or a name; repeat for each "
+                                                     "traveler, in the trip's order")] = [],  # noqa: B006
+    kind: Annotated[str, typer.Option(help="invoice or proposal")] = "invoice",
+    primary: Annotated[bool, typer.Option(help="The first --traveler is the primary traveler")] = False,
+    shared_by: Annotated[str | None, typer.Option(help="Who shared it (a staff id)")] = None,
+) -> None:
+    """Publish a share event to `trips.shares.v1`, as an upstream trip service would (to try auto-invite)."""
+    from deploy.publish_share import ShareProducerSettings, parse_traveler, publish
+
+    settings = _settings(ShareProducerSettings)
+    travelers = [parse_traveler(text, primary=primary and index == 0) for index, text in enumerate(traveler)]
+    try:
+        share = asyncio.run(publish(settings, workspace, trip, kind, travelers, shared_by))
+    except ValueError as exc:
+        typer.secho(f"publish-share: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(share.model_dump_json())
+
+
+@app.command()
 def migrate() -> None:
     """Create or update the database schema and the Kafka topics (idempotent)."""
     from deploy.migrate import migrate as run_migrate

@@ -26,7 +26,7 @@ import httpx
 from deploy import embedded
 from deploy.supervisor import Supervisor
 
-SERVICES = ("api", "relay", "notifier", "projector")
+SERVICES = ("api", "relay", "notifier", "projector", "autoinvite")
 DEMO_WORKSPACE = "demo"
 
 

@@ -5,7 +5,7 @@
 writes `openapi.json` (the HTTP API), `asyncapi.json` (every topic Porchlight publishes
 or consumes, from the FastStream handlers and the relay's declared publisher) and
 `schemas/*.json` (JSON Schema of each `contracts` model: the access envelope, one typed
-envelope per access event type, the delivery outcome, the audit chain's head). A unit test regenerates them
+envelope per access event type, the delivery outcome, the audit chain's head, the inbound trip share). A unit test regenerates them
 and fails when the committed copies have drifted from the code.
 """
 
@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from contracts import ENVELOPES, AccessEventV1, DeliveryOutcomeV1, KnownAccessEventV1
+from contracts import ENVELOPES, AccessEventV1, DeliveryOutcomeV1, KnownAccessEventV1, TripShareV1
 from contracts.audit import AuditHeadV1
 
 # Only for building documents: nothing connects, and these values are never used as secrets.
@@ -44,7 +44,8 @@ def asyncapi() -> dict[str, Any]:
     from faststream.specification import AsyncAPI
 
     from projections.consumer import create_projector
-    from services.common.settings import NotifierSettings, ProjectorSettings, RelaySettings
+    from services.autoinvite.consumer import create_autoinvite
+    from services.common.settings import AutoinviteSettings, NotifierSettings, ProjectorSettings, RelaySettings
     from services.notifier.main import create_notifier
 
     relay_settings = _settings(RelaySettings)
@@ -66,7 +67,10 @@ def asyncapi() -> dict[str, Any]:
     )
     notifier, _ = create_notifier(_settings(NotifierSettings))
     projector = create_projector(_settings(ProjectorSettings), pool=None)
-    spec = AsyncAPI(relay, notifier, *projector, title="Porchlight", version="0.1.0",
+    # trips.shares.v1, inbound. Documented from the one-share subscriber, whose typed handler
+    # gives the topic its TripShareV1 payload; the default batch subscriber reads the same messages.
+    autoinvite = create_autoinvite(_settings(AutoinviteSettings).model_copy(update={"autoinvite_batch_max": 1}), app=None)
+    spec = AsyncAPI(relay, notifier, *projector, autoinvite, title="Porchlight", version="0.1.0",
                     description="Topics of the Porchlight invitation and access service")
     return spec.to_specification().to_jsonable()
 
@@ -81,6 +85,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         schemas[f"access-event-v1.{_kebab(event_type)}.json"] = envelope.model_json_schema()
     schemas["delivery-outcome-v1.json"] = DeliveryOutcomeV1.model_json_schema()
     schemas["audit-head-v1.json"] = AuditHeadV1.model_json_schema()
+    schemas["trip-share-v1.json"] = TripShareV1.model_json_schema()  # for upstream producers to validate against
     return schemas
 
 

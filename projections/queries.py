@@ -38,7 +38,7 @@ LINK_EXPIRED = "(status = 'pending' AND expires_at IS NOT NULL AND expires_at < 
 SEARCH_TEXT = "(COALESCE(name, '') || E'\\x1f' || COALESCE(email, '') || E'\\x1f' || COALESCE(company, ''))"
 
 _COLUMNS = f"""account_id, workspace, email, name, role, company, phone, contact_id, resources, status,
-    invited_at, invited_by, last_invite_sent_at, expires_at, activated_at, disabled_at, disabled_by,
+    invited_at, invited_by, last_invite_sent_at, expires_at, activated_at, disabled_at, disabled_by, disabled_reason,
     last_sign_in_at, sign_ins, last_delivery_status, last_delivery_at, updated_at,
     {LINK_EXPIRED} AS link_expired"""
 

@@ -9,6 +9,7 @@ command answered) and waits, briefly, until the projection has applied it.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -17,11 +18,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
+from pydantic import AwareDatetime
 
-from projections import positions, queries
-from projections.views import AccountCounts, AccountDetail, AccountPage, AccountState
-from services.common.deps import ReadPool, StaffReader
+from contracts.account_actions import allowed_actions
+from contracts.account_state import AccountAsOf
+from projections import positions, queries, travelers
+from projections.views import AccountCounts, AccountDetail, AccountPage, AccountState, TripTravelers
+from services.common.deps import AccountAsOfReader, ReadPool, StaffReader
 from services.common.problems import Problem, problem_responses
 
 CATCH_UP_SECONDS = 2.0  # how long a read waits for its `min_position`
@@ -145,7 +149,7 @@ async def list_accounts(
     cursor: Annotated[str | None, Query(
         max_length=512, description="`next_cursor` of the previous page, with the same `sort` and `order`"
     )] = None,
-) -> AccountPage:
+) -> Response:
     """Accounts of the workspace, one page at a time (newest invite first unless sorted otherwise).
 
     Pages are by keyset on the sort key and the account id: accounts added while someone pages
@@ -163,15 +167,64 @@ async def list_accounts(
             422, "invalid_cursor", "Invalid cursor",
             "Pass back the next_cursor of a previous page unchanged, with the same sort and order.",
         ) from None
-    return AccountPage.model_validate({"items": items, "next_cursor": next_cursor})
+    # Validated once and written by pydantic's own serialiser: FastAPI would validate the page a
+    # second time against response_model and encode it again, for up to 200 rows.
+    return _json(AccountPage.model_validate({"items": items, "next_cursor": next_cursor}))
 
 
-@router.get("/{account_id}", response_model=AccountDetail, summary="One account", dependencies=[CaughtUp])
-async def get_account(ws: str, account_id: uuid.UUID, staff: StaffReader, pool: ReadPool) -> AccountDetail:
+def _json(model: AccountPage | AccountDetail) -> Response:
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
+@router.get("/{account_id}", response_model=AccountDetail | AccountAsOf, summary="One account",
+            dependencies=[CaughtUp])
+async def get_account(
+    ws: str,
+    account_id: uuid.UUID,
+    staff: StaffReader,
+    pool: ReadPool,
+    state_as_of: AccountAsOfReader,
+    as_of: Annotated[AwareDatetime | None, Query(
+        description="RFC 3339 time with its offset (`Z`, or `+HH:MM` with the `+` encoded as `%2B`): the "
+        "account as it stood then, replayed from the event store (the `AccountAsOf` shape, as "
+        "`.../state?as_of=`); 404 `account_not_found` if it did not exist yet",
+    )] = None,
+) -> Response | AccountAsOf:
     """An account's access tab: its state, the actions allowed now, timestamps, recent
-    sign-ins and delivery attempts."""
+    sign-ins and delivery attempts. With `as_of`, its state at that time from the event store."""
+    if as_of is not None:
+        if state_as_of is None:
+            raise Problem(501, "not_available", "Not available", "This server has no event store to read `as_of` from.")
+        # The event store is read through the library's synchronous driver: off the event loop.
+        return await asyncio.to_thread(state_as_of, ws, account_id, as_of)
     account = await queries.get_account(pool, ws, account_id)
     if account is None:
         # Another workspace's account answers the same as a missing one: no existence leak.
         raise Problem(404, "account_not_found", "Not found", "No such account in this workspace.")
-    return AccountDetail.model_validate(account)
+    return _json(AccountDetail.model_validate(account))
+
+
+# The travelers strip of a trip page: its own prefix, so the API's composition root mounts it too.
+trips_router = APIRouter(
+    prefix="/v1/workspaces/{ws}/trips",
+    tags=["trips"],
+    responses=problem_responses({
+        401: "Missing, malformed or expired staff token (`unauthorized`)",
+        404: "A token for another workspace (`not_found`)",
+        422: "Bad query parameter (`validation_error`)",
+        503: "The projection has not applied `min_position` yet (`not_caught_up`, with Retry-After)",
+    }),
+)
+
+
+@trips_router.get(
+    "/{trip_id}/travelers", response_model=TripTravelers, summary="A trip's travelers", dependencies=[CaughtUp]
+)
+async def trip_travelers(ws: str, trip_id: str, staff: StaffReader, pool: ReadPool) -> TripTravelers:
+    """The travelers seen in the trip's share events (`trips.shares.v1`), each with their portal
+    status for the pill beside them and the `actions` for the adaptive button. A trip never
+    shared has none."""
+    rows = await travelers.trip_travelers(pool, ws, trip_id)
+    for row in rows:
+        row["actions"] = allowed_actions(row["status"])
+    return TripTravelers.model_validate({"trip_id": trip_id, "travelers": rows})

@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS account_status (
     updated_at           timestamptz NOT NULL
 );
 
+-- Why staff disabled the account (as typed with `disable`), shown beside who and when.
+ALTER TABLE account_status ADD COLUMN IF NOT EXISTS disabled_reason text;
+
 -- The list's keyset pagination: one index per sort key (invited_at, name, last sign-in),
 -- each ending in account_id, the tie-breaker; read backwards for the other direction.
 -- `name` sorts case-insensitively in code-point order (the same on every server, whatever its
@@ -110,3 +113,21 @@ CREATE TABLE IF NOT EXISTS account_deliveries (
 
 CREATE INDEX IF NOT EXISTS account_deliveries_account_at
     ON account_deliveries (account_id, at DESC);
+
+-- The travelers of each trip, as seen in upstream share events (projections/travelers.py);
+-- their portal state comes from account_status through account_id (null without an email).
+CREATE TABLE IF NOT EXISTS trip_travelers (
+    workspace      text        NOT NULL,
+    trip_id        text        NOT NULL,
+    traveler_key   text        NOT NULL,  -- account:<id>, else contact:<id>, else name:<name>
+    first_seen_at  timestamptz NOT NULL,
+    ord            int         NOT NULL,  -- place in the share that first named them
+    contact_id     text,
+    name           text,
+    email          text,
+    phone          text,
+    is_primary     boolean     NOT NULL DEFAULT false,
+    account_id     uuid,
+    updated_at     timestamptz NOT NULL,
+    PRIMARY KEY (workspace, trip_id, traveler_key)
+);

@@ -24,7 +24,10 @@ from contracts.access import (
     InviteResentV1,
     InviteRevokedV1,
     InviteSentV1,
+    TripFirstSharedV1,
+    TripSharedV1,
 )
+from projections import travelers
 from projections.applied import applied_versions
 from projections.projector import Projector, ProjectorContext
 from services.common.event_routing import route
@@ -66,6 +69,14 @@ def _actor_name(event: AccessEventV1) -> str:
     return event.actor.id or event.actor.kind
 
 
+# A contact seen in trip shares had a `not_invited` row (travelers.py); its first invite
+# makes it pending (appended to the two upserts below), invited when the invite was, not
+# when the trip was shared (their invited_at). In ON CONFLICT every right-hand side reads the old row.
+_NOW_INVITED = """,
+                status = CASE WHEN account_status.status = 'not_invited' THEN 'pending' ELSE account_status.status END
+"""
+
+
 # AccountCreated and InviteSent are written by one save, so they arrive in either order
 # (and a replay may start between them): each upsert creates the row or fills in its own
 # columns, keeps what the other already wrote, and takes the earliest invite time.
@@ -84,10 +95,11 @@ async def on_account_created(msg: AccountCreatedV1, projector: ProjectorContext)
                 email = EXCLUDED.email, name = EXCLUDED.name, role = EXCLUDED.role, company = EXCLUDED.company,
                 phone = EXCLUDED.phone, contact_id = EXCLUDED.contact_id, resources = EXCLUDED.resources,
                 invitation_id = COALESCE(account_status.invitation_id, EXCLUDED.invitation_id),
-                invited_at = LEAST(account_status.invited_at, EXCLUDED.invited_at),
+                invited_at = CASE WHEN account_status.status = 'not_invited' THEN EXCLUDED.invited_at
+                                  ELSE LEAST(account_status.invited_at, EXCLUDED.invited_at) END,
                 invited_by = COALESCE(account_status.invited_by, EXCLUDED.invited_by),
                 updated_at = GREATEST(account_status.updated_at, EXCLUDED.updated_at)
-            """,
+            """ + _NOW_INVITED,
             msg.aggregate_id,
             msg.workspace,
             d.email,
@@ -121,7 +133,8 @@ async def on_invite_sent(msg: InviteSentV1, projector: ProjectorContext) -> bool
             ON CONFLICT (account_id) DO UPDATE SET
                 email = COALESCE(account_status.email, EXCLUDED.email),
                 name = COALESCE(account_status.name, EXCLUDED.name),
-                invited_at = LEAST(account_status.invited_at, EXCLUDED.invited_at),
+                invited_at = CASE WHEN account_status.status = 'not_invited' THEN EXCLUDED.invited_at
+                                  ELSE LEAST(account_status.invited_at, EXCLUDED.invited_at) END,
                 invited_by = COALESCE(account_status.invited_by, EXCLUDED.invited_by),
                 invitation_id = CASE WHEN account_status.last_invite_sent_at > EXCLUDED.last_invite_sent_at
                                      THEN account_status.invitation_id ELSE EXCLUDED.invitation_id END,
@@ -129,7 +142,7 @@ async def on_invite_sent(msg: InviteSentV1, projector: ProjectorContext) -> bool
                                   THEN account_status.expires_at ELSE EXCLUDED.expires_at END,
                 last_invite_sent_at = GREATEST(account_status.last_invite_sent_at, EXCLUDED.last_invite_sent_at),
                 updated_at = GREATEST(account_status.updated_at, EXCLUDED.updated_at)
-            """,
+            """ + _NOW_INVITED,
             account_id,
             msg.workspace,
             d.email,
@@ -191,27 +204,47 @@ async def _set_status(projector: ProjectorContext, msg: AccessEventV1, sql_set: 
 async def on_invite_revoked(msg: InviteRevokedV1, projector: ProjectorContext) -> bool:
     """InviteRevoked: the pending invite was cancelled and the account disabled."""
     return await _set_status(
-        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4", msg.data.at, _actor_name(msg)
+        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4, disabled_reason = NULL",
+        msg.data.at, _actor_name(msg),
     )
 
 
 async def on_access_disabled(msg: AccessDisabledV1, projector: ProjectorContext) -> bool:
-    """AccessDisabled: who disabled the account, and when."""
+    """AccessDisabled: who disabled the account, when, and why (the reason staff typed, if any)."""
     return await _set_status(
-        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4", msg.data.at, _actor_name(msg)
+        projector, msg, "status = 'disabled', disabled_at = $3, disabled_by = $4, disabled_reason = $5",
+        msg.data.at, _actor_name(msg), msg.data.reason,
     )
 
 
 async def on_access_reenabled(msg: AccessReenabledV1, projector: ProjectorContext) -> bool:
     """AccessReenabled: back to pending or active; no longer disabled by anyone."""
     return await _set_status(
-        projector, msg, "status = $3, disabled_at = NULL, disabled_by = NULL", msg.data.status
+        projector, msg, "status = $3, disabled_at = NULL, disabled_by = NULL, disabled_reason = NULL", msg.data.status
     )
 
 
 async def on_invite_resent(msg: InviteResentV1, projector: ProjectorContext) -> bool:
     """InviteResent: the account is pending on a fresh invitation (its InviteSent fills in the rest)."""
     return await _set_status(projector, msg, "status = 'pending'")
+
+
+async def on_trip_first_shared(msg: TripFirstSharedV1, projector: ProjectorContext) -> bool:
+    """TripFirstShared: the trip's travelers, and a not_invited row for each contact without an account."""
+    async with _applying(projector, msg) as conn:
+        if conn is None:
+            return False
+        await travelers.record(conn, msg)
+    return True
+
+
+async def on_trip_shared(msg: TripSharedV1, projector: ProjectorContext) -> bool:
+    """TripShared: a later share's travelers, likewise."""
+    async with _applying(projector, msg) as conn:
+        if conn is None:
+            return False
+        await travelers.record(conn, msg)
+    return True
 
 
 HANDLERS = (
@@ -222,6 +255,8 @@ HANDLERS = (
     on_access_disabled,
     on_access_reenabled,
     on_invite_resent,
+    on_trip_first_shared,
+    on_trip_shared,
 )
 
 

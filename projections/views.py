@@ -35,6 +35,7 @@ class AccountSummary(BaseModel):
     activated_at: datetime | None
     disabled_at: datetime | None
     disabled_by: str | None = Field(description="Staff id who disabled the account")
+    disabled_reason: str | None = Field(None, description="Why it was disabled, as staff typed it (`disable`'s `reason`)")
     last_sign_in_at: datetime | None
     sign_ins: int = Field(description="How many times the account has signed in")
     link_expired: bool = Field(
@@ -87,3 +88,23 @@ class AccountDetail(AccountSummary):
 
     deliveries: list[Delivery] = Field(description="Delivery attempts, newest first")
     recent_sign_ins: list[SignIn] = Field(description="Most recent sign-ins, newest first")
+
+
+class TripTravelerView(BaseModel):
+    """A traveler of a trip, as seen in its share events, with their portal state now."""
+
+    contact_id: str | None = Field(None, description="The host app's contact id")
+    name: str | None
+    email: str | None = Field(description="As shared upstream")
+    phone: str | None = None
+    primary: bool = Field(description="The trip's primary traveler")
+    account_id: uuid.UUID | None = Field(description="Their portal account (or the one an invite would create); "
+                                         "null without a valid email")
+    status: AccountState = Field(description="The pill: `not_invited`, `pending`, `active` or `disabled`")
+    actions: list[str] = Field(description="What staff may do now (`invite` when not invited)",
+                               examples=[["invite"]])
+
+
+class TripTravelers(BaseModel):
+    trip_id: str
+    travelers: list[TripTravelerView] = Field(description="In the order they were first seen in the trip's shares")

@@ -8,7 +8,10 @@ builds the app sets `app.state.read_pool` (an asyncpg pool) and `app.state.staff
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
 
 import asyncpg
 from fastapi import Depends, Request
@@ -25,3 +28,14 @@ ReadPool = Annotated[asyncpg.Pool, Depends(read_pool)]
 StaffReader = Annotated[StaffClaims, Depends(staff_for_workspace)]
 StaffWriter = Annotated[StaffClaims, Depends(staff_writer)]
 StaffAdmin = Annotated[StaffClaims, Depends(staff_settings_admin)]
+
+
+# `GET .../accounts/{id}?as_of=T` is served by the read side's route, but the answer comes
+# from the event store: the composition root (deploy/api_app.py) sets this callable,
+# (workspace, account id, time) -> contracts.account_state.AccountAsOf, blocking. None in an
+# app with no event store (the query router served alone).
+async def account_as_of(request: Request) -> Callable[[str, UUID, datetime], Any] | None:
+    return getattr(request.app.state, "account_as_of", None)
+
+
+AccountAsOfReader = Annotated[Callable[[str, UUID, datetime], Any] | None, Depends(account_as_of)]

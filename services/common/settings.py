@@ -165,3 +165,18 @@ class ProjectorSettings(CommonSettings):
     projector_group_id: str = "porchlight-projector"
     # Access events applied per transaction (projections/batches.py); 1 applies each alone.
     projector_batch_max: int = Field(500, ge=1, le=10_000)
+
+
+class AutoinviteSettings(CommonSettings):
+    trip_shares_topic: str = topics.TRIP_SHARES
+    autoinvite_group_id: str = "porchlight-autoinvite"
+    autoinvite_workers: int = Field(
+        3, ge=1, le=64, description="With AUTOINVITE_BATCH_MAX=1: consumers in this process (up to the partition count)"
+    )
+    commit_batch_max: int = Field(200, ge=1, description="Most shares a group commit puts in one transaction")
+    autoinvite_threads: int = Field(
+        16, ge=1, le=256, description="Threads for the event store's synchronous reads (a batch's trips read at once)"
+    )
+    autoinvite_batch_max: int = Field(
+        200, ge=1, le=10_000, description="Share events decided concurrently per fetched batch; 1: one at a time"
+    )

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.common.problems import Problem, not_found
 
@@ -37,10 +37,15 @@ class StaffClaims(BaseModel):
     ws: str
     role: StaffRole
     exp: int
+    # Optional display name (the OIDC `name` claim): invites say "Pat at Pride Travelers invited you".
+    name: str | None = Field(None, max_length=120)
 
     @property
     def actor(self) -> dict[str, str | None]:
-        return {"kind": "staff", "id": self.sub, "reason": None}
+        actor: dict[str, str | None] = {"kind": "staff", "id": self.sub, "reason": None}
+        if self.name and self.name.strip():
+            actor["name"] = " ".join(self.name.split())  # one line: it ends up in email subjects
+        return actor
 
     @property
     def can_write(self) -> bool:
@@ -96,6 +101,11 @@ async def staff_settings_admin(claims: Annotated[StaffClaims, Depends(staff_for_
     return claims
 
 
-def make_staff_token(secret: str, *, sub: str, ws: str, role: str, ttl_seconds: int = 3600) -> str:
+def make_staff_token(
+    secret: str, *, sub: str, ws: str, role: str, ttl_seconds: int = 3600, name: str | None = None
+) -> str:
     """For the dev launcher's demo token and for tests; host apps sign their own."""
-    return jwt.encode({"sub": sub, "ws": ws, "role": role, "exp": int(time.time()) + ttl_seconds}, secret, algorithm="HS256")
+    claims: dict[str, object] = {"sub": sub, "ws": ws, "role": role, "exp": int(time.time()) + ttl_seconds}
+    if name is not None:
+        claims["name"] = name
+    return jwt.encode(claims, secret, algorithm="HS256")

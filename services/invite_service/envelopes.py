@@ -12,12 +12,14 @@ account they belong to; `Origins` finds that out from the aggregate's first even
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-from contracts.access import ENVELOPES, PAYLOADS, AccessEventV1, Actor, event_id_for
+from contracts.access import ENVELOPES, EVENT_ID_NAMESPACE, PAYLOADS, AccessEventV1, Actor
 
 Origin = tuple[str, UUID | None]  # (workspace slug, account id or None for workspace events)
 
@@ -26,19 +28,30 @@ class NoContract(LookupError):
     """A domain event type with no payload model in `contracts.access`: add one before publishing it."""
 
 
-def event_data(event: Any) -> dict[str, Any]:
-    """The event's fields its contract names, and only those."""
-    name = type(event).__name__
+@functools.cache
+def _payload_fields(name: str) -> tuple[str, ...]:
     payload = PAYLOADS.get(name)
     if payload is None:
         raise NoContract(f"event type {name} has no payload model in contracts.access")
-    return {field: getattr(event, field) for field in payload.model_fields if hasattr(event, field)}
+    return tuple(payload.model_fields)
+
+
+def event_data(event: Any) -> dict[str, Any]:
+    """The event's fields its contract names, and only those."""
+    attributes = vars(event)  # a field the stored event lacks may still have its class default
+    return {
+        field: attributes[field] if field in attributes else getattr(event, field)
+        for field in _payload_fields(type(event).__name__)
+        if field in attributes or hasattr(event, field)
+    }
 
 
 def origin_of_created(event: Any) -> Origin:
     """Workspace and account of an aggregate, read from its first event."""
     if hasattr(event, "slug"):  # WorkspaceCreated
         return event.slug, None
+    if hasattr(event, "trip_id"):  # TripFirstShared: a trip belongs to no account
+        return event.workspace, None
     if hasattr(event, "account_id"):  # InviteSent: an invitation belongs to an account
         return event.workspace, event.account_id
     return event.workspace, event.originator_id  # AccountCreated
@@ -64,11 +77,21 @@ class Origins:
         return origin
 
 
+_EVENT_ID_NAMESPACE = EVENT_ID_NAMESPACE.bytes
+
+
+def fast_event_id(aggregate_id: UUID, version: int) -> UUID:
+    """`contracts.access.event_id_for`, computed as uuid5 does but without its UUID round trips:
+    replay and the relay derive one per event (tests/unit/test_event_contracts.py keeps them equal)."""
+    digest = hashlib.sha1(_EVENT_ID_NAMESPACE + f"{aggregate_id}/{version}".encode()).digest()
+    return UUID(bytes=digest[:16], version=5)
+
+
 def to_envelope(event: Any, position: int, origin: Origin) -> AccessEventV1:
     workspace, account_id = origin
     name = type(event).__name__
     return ENVELOPES[name](
-        event_id=event_id_for(event.originator_id, event.originator_version),
+        event_id=fast_event_id(event.originator_id, event.originator_version),
         workspace=workspace,
         account_id=account_id,
         aggregate_id=event.originator_id,
@@ -95,7 +118,8 @@ class LogEnvelopes:
 
     def __call__(self, page: Any) -> list[AccessEventV1]:
         out = []
+        to_domain_event, origin_of = self._app.mapper.to_domain_event, self._origins.of
         for notification in page:
-            event = self._app.mapper.to_domain_event(notification)
-            out.append(to_envelope(event, notification.id, self._origins.of(event)))
+            event = to_domain_event(notification)
+            out.append(to_envelope(event, notification.id, origin_of(event)))
         return out

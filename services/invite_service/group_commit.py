@@ -45,8 +45,15 @@ def save_batch(save_events: SaveEvents, writes: list[Write]) -> list[Outcome]:
     except BaseException as exc:  # noqa: BLE001 - every waiter must hear of the failure
         return [exc] * len(writes)
     COMMIT_BATCH.observe(len(writes))
-    positions = {(r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id for r in recordings}
-    return [max(positions[(e.originator_id, e.originator_version)] for e in w.events) for w in writes]
+    # The recordings come in the order of the events handed in: each write's are the next len(events).
+    ids = [r.notification.id for r in recordings]
+    outcomes: list[Outcome] = []
+    start = 0
+    for write in writes:
+        end = start + len(write.events)
+        outcomes.append(max(ids[start:end]))
+        start = end
+    return outcomes
 
 
 @dataclass

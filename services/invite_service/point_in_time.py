@@ -14,35 +14,13 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import project_aggregate
-from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.access import ACCOUNT_CREATED, Actor
+from contracts.account_state import AccountAsOf
 from services.invite_service.domain.errors import AccountNotFound
 from services.invite_service.domain.portal_account import ACTIVE, DISABLED
 
-
-class AccountAsOf(BaseModel):
-    """An account as it stood at `as_of`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    account_id: UUID
-    as_of: datetime
-    version: int = Field(description="The account's version at that time (its events up to then)")
-    status: str = Field(examples=["pending"])
-    email: str
-    name: str | None
-    role: str
-    company: str | None = None
-    phone: str | None = None
-    resources: list[dict[str, str]] = Field(default_factory=list)
-    invited_at: datetime
-    invitation_id: UUID | None = Field(None, description="The invitation current at that time")
-    expires_at: datetime | None = Field(None, description="When that invitation's link lapsed or lapses")
-    activated_at: datetime | None = Field(None, description="First activation up to then")
-    disabled_at: datetime | None = Field(None, description="When it was disabled, if it was disabled then")
-    disabled_by: Actor | None = None
-    actions: list[str] = Field(description="The actions that were allowed at that time")
+__all__ = ["AccountAsOf", "account_as_of"]
 
 
 def account_as_of(app: Any, workspace: str | None, account_id: UUID, at: datetime) -> AccountAsOf:
@@ -81,6 +59,7 @@ def account_as_of(app: Any, workspace: str | None, account_id: UUID, at: datetim
         activated_at=activated_at,
         disabled_at=disabled_at,
         disabled_by=disabled_by,
+        disabled_reason=getattr(account, "disabled_reason", None),
         actions=account.allowed_actions,
     )
 

@@ -39,8 +39,8 @@ async def api(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def staff_token() -> Callable[..., str]:
-    def make(ws: str, role: str = "owner", sub: str = "staff-1") -> str:
-        return make_staff_token(STAFF_JWT_SECRET, sub=sub, ws=ws, role=role)
+    def make(ws: str, role: str = "owner", sub: str = "staff-1", name: str | None = None) -> str:
+        return make_staff_token(STAFF_JWT_SECRET, sub=sub, ws=ws, role=role, name=name)
 
     return make
 

@@ -335,7 +335,8 @@ async def test_resend_and_reactivate_email_a_fresh_link_through_the_notifier(
         assert (await act(api, staff_token, ws, account_id, "resend")).status_code == 200
         second = (await smtp_server.wait_for(email, count=2))[1]
         old_path, new_path = (LINK_PATH.search(m.part("plain")).group(0) for m in (first, second))
-        assert old_path != new_path and second.message["Subject"] == first.message["Subject"]
+        # The resend says so in its subject (services/messages/templates/invite/subject.txt).
+        assert old_path != new_path and second.message["Subject"] == "Reminder: " + first.message["Subject"]
         assert (await api.post(old_path, headers=JSON)).status_code == 410
 
         assert (await act(api, staff_token, ws, account_id, "revoke")).status_code == 200
@@ -377,8 +378,14 @@ async def test_the_status_list_shows_each_change(api, staff_token, pro_workspace
 
     await act(api, staff_token, ws, account_id, "disable", json={"reason": "left"})
     row = await shown(lambda a: a["status"] == "disabled", "the disable")
-    assert row["disabled_by"] == "staff-1"
+    assert (row["disabled_by"], row["disabled_reason"]) == ("staff-1", "left")
+    listed = (await api.get(f"/v1/workspaces/{ws}/accounts", params={"status": "disabled"},
+                            headers=auth(staff_token(ws, "viewer")))).json()["items"]
+    assert [(a["account_id"], a["disabled_by"], a["disabled_reason"]) for a in listed] == [
+        (str(account_id), "staff-1", "left")
+    ]
 
     await act(api, staff_token, ws, account_id, "reenable")
     row = await shown(lambda a: a["status"] == "active", "the re-enable")
     assert row["disabled_at"] is None and row["actions"] == ["disable", "password-reset"]
+    assert row["disabled_reason"] is None

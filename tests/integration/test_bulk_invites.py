@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from services.invite_service.api.schemas import BulkInvitationsOut
 from services.invite_service.domain import ids
 from tests.helpers import unique
 from tests.integration.conftest import auth
@@ -42,6 +43,8 @@ async def test_mixed_rows_answer_one_result_each_in_order(api, staff_token, pro_
     response = await api.post(bulk_url(pro_workspace), headers=auth(token), json={"invitations": rows})
     assert response.status_code == 200, response.text
     body = response.json()
+    # Built as plain JSON by the route: exactly the documented model's shape, every field present.
+    assert BulkInvitationsOut.model_validate(body).model_dump(mode="json") == body
     statuses = [r["status"] for r in body["results"]]
     assert statuses == ["created", "invalid", "duplicate", "invalid", "duplicate", "invalid", "invalid", "invalid", "invalid"]
     assert (body["created"], body["duplicate"], body["invalid"]) == (1, 2, 6)

@@ -204,6 +204,42 @@ async def test_state_as_of_needs_a_time_with_its_offset(api, staff_token, claime
     assert now.status_code == 200 and now.json()["status"] == "active"
 
 
+async def test_the_account_route_with_as_of_answers_the_state_then_from_the_event_store(api, staff_token, claimed):
+    """`GET .../accounts/{id}?as_of=T` (API.md) answers what `.../state?as_of=T` does, whatever the projection shows."""
+    ws, account_id = claimed["ws"], claimed["account_id"]
+    token = staff_token(ws, role="viewer")
+
+    async def read(at: datetime):
+        return await api.get(f"/v1/workspaces/{ws}/accounts/{account_id}", params={"as_of": at.isoformat()},
+                             headers=auth(token))
+
+    for at in (claimed["between"], claimed["after_claim"]):
+        via_read_route, via_state = await read(at), await _state(api, token, ws, account_id, at)
+        assert via_read_route.status_code == 200, via_read_route.text
+        assert via_read_route.json() == via_state.json()
+    assert (await read(claimed["between"])).json()["status"] == "pending"
+    assert (await read(claimed["after_claim"])).json()["status"] == "active"
+    before = await read(claimed["before_invite"])
+    assert before.status_code == 404 and before.json()["code"] == "account_not_found"
+    foreign = await api.get(f"/v1/workspaces/other-{ws}/accounts/{account_id}",
+                            params={"as_of": claimed["after_claim"].isoformat()}, headers=auth(staff_token("other-" + ws)))
+    assert foreign.status_code == 404 and foreign.json()["code"] == "account_not_found"
+    naive = await read(claimed["after_claim"].replace(tzinfo=None))
+    assert naive.status_code == 422 and naive.json()["code"] == "validation_error"
+
+
+async def test_as_of_shows_who_disabled_the_account_and_why(api, staff_token, claimed):
+    ws, account_id = claimed["ws"], claimed["account_id"]
+    disabled = await api.post(f"/v1/workspaces/{ws}/accounts/{account_id}/disable", json={"reason": "left"},
+                              headers=auth(staff_token(ws, sub="staff-9")))
+    assert disabled.status_code == 200, disabled.text
+    state = (await api.get(f"/v1/workspaces/{ws}/accounts/{account_id}", params={"as_of": datetime.now(UTC).isoformat()},
+                           headers=auth(staff_token(ws)))).json()
+    assert (state["status"], state["disabled_by"]["id"], state["disabled_reason"]) == ("disabled", "staff-9", "left")
+    earlier = (await _state(api, staff_token(ws), ws, account_id, claimed["after_claim"])).json()
+    assert (earlier["status"], earlier["disabled_by"], earlier["disabled_reason"]) == ("active", None, None)
+
+
 # The auditors' CLI: the same history, from the event store, as JSON lines or CSV.
 
 

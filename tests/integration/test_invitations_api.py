@@ -172,3 +172,35 @@ async def test_a_small_chunked_json_body_is_accepted(api, staff_token, pro_works
         content=chunks(),
     )
     assert response.status_code == 201, response.text
+
+
+async def test_the_invite_names_the_staff_member_and_carries_the_phone_for_sms(api, staff_token, pro_workspace):
+    """The token's `name` claim reaches the InviteSent the notifier renders ("Pat at ... invited
+    you"), with the staff id (whose Gmail may send it) and the phone (for the SMS channel);
+    a resend by another staff member names that one."""
+    response = await api.post(
+        f"/v1/workspaces/{pro_workspace}/invitations",
+        headers=auth(staff_token(pro_workspace, role="dispatcher", sub="staff-pat", name="Pat  Quinn")),
+        json={"email": "sms@example.com", "role": "customer", "phone": "+14155550124", "channels": ["email", "sms"]},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    history = await api.get(
+        f"/v1/workspaces/{pro_workspace}/accounts/{body['account_id']}/history", headers=auth(staff_token(pro_workspace))
+    )
+    sent = next(e for e in history.json()["events"] if e["type"] == "InviteSent")
+    assert sent["data"]["inviter_name"] == "Pat Quinn" and sent["data"]["inviter_staff_id"] == "staff-pat"
+    assert sent["data"]["phone"] == "+14155550124" and sent["data"]["channels"] == ["email", "sms"]
+    assert sent["actor"]["name"] == "Pat Quinn"
+
+    resent = await api.post(
+        f"/v1/workspaces/{pro_workspace}/accounts/{body['account_id']}/resend",
+        headers=auth(staff_token(pro_workspace, role="admin", sub="staff-lee")),
+    )
+    assert resent.status_code == 200, resent.text
+    history = await api.get(
+        f"/v1/workspaces/{pro_workspace}/accounts/{body['account_id']}/history", headers=auth(staff_token(pro_workspace))
+    )
+    latest = [e for e in history.json()["events"] if e["type"] == "InviteSent"][-1]
+    assert latest["data"]["inviter_staff_id"] == "staff-lee" and latest["data"]["inviter_name"] is None
+    assert latest["data"]["phone"] == "+14155550124"

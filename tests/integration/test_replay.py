@@ -145,7 +145,7 @@ async def test_replay_equals_the_live_projection_while_the_api_answers(live, own
         finally:
             done.set()
             answers = await lister
-    assert result.tables == ["projection_applied", "account_status", "projection_positions"]
+    assert result.tables == ["projection_applied", "account_status", "projection_positions", "trip_travelers"]
     assert answers and all(answer == (200, 40) for answer in answers), answers
 
     after = await snapshot(pool)

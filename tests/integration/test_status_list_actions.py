@@ -24,12 +24,13 @@ async def test_disable_and_reenable_show_and_repeats_change_nothing(pg_pool):
     assert await project(pg_pool, disabled) == [True]
     row = await _row(pg_pool, story)
     assert (row["status"], row["disabled_at"], row["disabled_by"]) == ("disabled", at, "staff-7")
+    assert row["disabled_reason"] == "left"
 
     reenabled = story.other("AccessReenabled", {"status": "active"})
     assert isinstance(reenabled, AccessReenabledV1)
     assert await project(pg_pool, reenabled, disabled) == [True, False]  # the redelivery is skipped
     row = await _row(pg_pool, story)
-    assert (row["status"], row["disabled_at"], row["disabled_by"]) == ("active", None, None)
+    assert (row["status"], row["disabled_at"], row["disabled_by"], row["disabled_reason"]) == ("active", None, None, None)
 
 
 async def test_revoke_then_reactivate(pg_pool):

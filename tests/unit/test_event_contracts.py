@@ -13,10 +13,11 @@ from eventsourcing.domain import Aggregate, DomainEvent
 from contracts.access import ENVELOPES, PAYLOADS, AccessEventV1, parse_access_event
 from services.invite_service.domain.invitation import Invitation
 from services.invite_service.domain.portal_account import PortalAccount
+from services.invite_service.domain.trip import Trip
 from services.invite_service.domain.workspace import Workspace
 from services.invite_service.envelopes import Origins, to_envelope
 
-AGGREGATES = (Workspace, PortalAccount, Invitation)
+AGGREGATES = (Workspace, PortalAccount, Invitation, Trip)
 STAFF = {"kind": "staff", "id": "staff-1", "reason": None}
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -69,9 +70,18 @@ def every_event() -> list[DomainEvent]:
     second.void(reason="superseded", at=NOW, actor=STAFF)
     account.resend(invitation_id=uuid4(), expires_at=NOW + timedelta(days=7), at=NOW, actor=STAFF)
     account.revoke(at=NOW, actor=STAFF)
+    system = {"kind": "system", "reason": "first invoice share",
+              "cause": {"event_id": str(uuid4()), "trip_id": "T-1", "kind": "invoice", "shared_by": "staff-1"}}
+    share = {"event_id": str(uuid4()), "kind": "invoice", "shared_by": "staff-1", "occurred_at": NOW.isoformat()}
+    ana = {"contact_id": "c-1", "name": "Ana", "email": "Ana@Example.com", "phone": None, "primary": True,
+           "account_id": str(account.id)}
+    trip = Trip(workspace="pride", trip_id="T-1", share=share, travelers=[ana], actor=system,
+                auto_invite={"outcome": "skipped", "reason": "account_exists", "account_id": str(account.id),
+                             "invitation_id": None, "email": "ana@example.com"})
+    trip.record_share(share={**share, "event_id": str(uuid4()), "kind": "proposal"}, travelers=[ana], actor=system)
     return [
         *workspace.collect_events(), *account.collect_events(), *invitation.collect_events(),
-        *second.collect_events(),
+        *second.collect_events(), *trip.collect_events(),
     ]
 
 
@@ -116,3 +126,16 @@ def test_an_unknown_type_stays_a_plain_envelope_and_unknown_fields_are_ignored()
     parsed = parse_access_event(body)
 
     assert type(parsed) is AccessEventV1 and parsed.data == {"colour": "teal"}
+
+
+def test_envelopes_derive_the_contract_event_id():
+    """The relay and replay derive event ids with envelopes.fast_event_id: the contract's ids."""
+    from uuid import uuid4
+
+    from contracts.access import event_id_for
+    from services.invite_service.envelopes import fast_event_id
+
+    for version in (1, 2, 17, 10_000):
+        aggregate_id = uuid4()
+        assert fast_event_id(aggregate_id, version) == event_id_for(aggregate_id, version)
+        assert str(fast_event_id(aggregate_id, version)) == str(event_id_for(aggregate_id, version))

@@ -31,14 +31,14 @@ TOPICS_NAME = "porchlight-topics"
 KUBERNETES_VERSIONS = ("1.32.0", kubernetes_validate.latest_version())
 # Names that carry a credential. DATABASE_URL holds the database password.
 SECRET_LIKE = re.compile(r"SECRET|TOKEN|PASSWORD|_KEY$|_SID$|^DATABASE_URL$|_USER$|_USERNAME$")
-# The long-running commands; each needs a Deployment. `autoinvite` joins deploy/cli.py with the
-# auto-invite work, so it is expected here before the CLI has it.
+# The long-running commands; each needs a Deployment.
 PROCESSES = ("api", "relay", "notifier", "projector", "autoinvite")
 SETTINGS_OF = {
     "api": settings_module.ApiSettings,
     "relay": settings_module.RelaySettings,
     "notifier": settings_module.NotifierSettings,
     "projector": settings_module.ProjectorSettings,
+    "autoinvite": settings_module.AutoinviteSettings,
     "migrate": settings_module.CommonSettings,
 }
 
@@ -100,7 +100,7 @@ def test_a_deployment_per_process_running_a_porchlight_command():
     deployments = _deployments()
     assert set(deployments) == set(PROCESSES)
     commands = {c.name or c.callback.__name__ for c in cli_app.registered_commands}
-    assert set(PROCESSES) - {"autoinvite"} <= commands
+    assert set(PROCESSES) <= commands
     (job,) = _of_kind("Job")
     assert _containers(job)[0]["args"] == ["migrate"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"

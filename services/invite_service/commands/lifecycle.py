@@ -23,7 +23,7 @@ from eventsourcing.persistence import IntegrityError
 
 from services.common import tokens
 from services.invite_service.domain.errors import AccountNotFound, InvalidState
-from services.invite_service.domain.invitation import Invitation
+from services.invite_service.domain.invitation import Invitation, inviter_of
 from services.invite_service.domain.portal_account import PortalAccount
 
 PASSWORD_RESET_TTL = timedelta(hours=1)
@@ -105,6 +105,8 @@ class LifecycleCommands:
             method=method,
             sender=workspace.sender,
             actor=actor,
+            phone=account.phone,
+            **inviter_of(actor),
         )
 
     async def _resend(

@@ -16,3 +16,8 @@ def workspace_id(slug: str) -> UUID:
 
 def account_id(workspace: str, normalised_email: str) -> UUID:
     return uuid5(NAMESPACE, f"/workspaces/{workspace}/emails/{normalised_email}")
+
+
+def trip_id(workspace: str, trip: str) -> UUID:
+    """One Trip aggregate per (workspace, upstream trip id): two first shares collide on it."""
+    return uuid5(NAMESPACE, f"/workspaces/{workspace}/trips/{trip}")

@@ -25,6 +25,9 @@ class Invitation(Aggregate):
         method: str,
         sender: dict[str, Any],
         actor: dict[str, Any],
+        inviter_name: str | None = None,
+        inviter_staff_id: str | None = None,
+        phone: str | None = None,
     ) -> None:
         self.workspace = workspace
         self.account_id = account_id
@@ -56,3 +59,11 @@ class Invitation(Aggregate):
         if not self.is_open:
             raise LinkInvalid("That invitation was already claimed or voided.")
         self.voided_at = at
+
+
+def inviter_of(actor: dict[str, Any]) -> dict[str, str | None]:
+    """Who an invitation is from, for its email: the staff member who acted (whose connected
+    Gmail may send it, and whose name the email gives), nobody for the system."""
+    if actor.get("kind") != "staff":
+        return {"inviter_name": None, "inviter_staff_id": None}
+    return {"inviter_name": actor.get("name"), "inviter_staff_id": actor.get("id")}

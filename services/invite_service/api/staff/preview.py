@@ -24,6 +24,7 @@ from services.invite_service.api.deps import Access, Settings, StaffWriter
 from services.invite_service.api.schemas import InvitationIn, PreviewOut
 from services.invite_service.api.staff.invite_input import to_command
 from services.invite_service.domain import ids
+from services.invite_service.domain.invitation import inviter_of
 from services.invite_service.domain.errors import AccountNotFound
 from services.messages import render_invite, render_invite_sms
 
@@ -79,8 +80,8 @@ async def preview_invite(
         channels=list(channels),
         method=_METHOD.get(status, "manual"),
         sender=Sender.model_validate(workspace.sender),
-        inviter_staff_id=staff.sub,
         phone=phone,
+        **inviter_of(staff.actor),
     )
     link = tokens.claim_link(settings.public_base_url, ws, SAMPLE_TOKEN)
     rendered = render_invite(invite, link)
