@@ -1,4 +1,4 @@
-"""`porchlight projector` and `porchlight relay` serve /healthz and /readyz on METRICS_HOST:METRICS_PORT,
+"""`porchlight projector`, `relay` and `autoinvite` serve /healthz and /readyz on METRICS_HOST:METRICS_PORT,
 so Kubernetes can probe them over HTTP (deploy/k8s/*.yaml)."""
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ def _poll(url: str, want: int, deadline_seconds: float = 60.0) -> tuple[int, dic
     raise AssertionError(f"{url} never answered {want}; last {last}")
 
 
-@pytest.mark.parametrize("process", ["projector", "relay"])
+# What each process's /readyz checks besides its event loop (the heartbeat's probes).
+CHECKS = {"projector": {"database", "broker"}, "relay": {"database", "broker"}, "autoinvite": {"database"}}
+
+
+@pytest.mark.parametrize("process", sorted(CHECKS))
 def test_background_process_serves_health_and_readiness(base_env, process):
     port = free_port()
     env = {**os.environ, **base_env, "METRICS_PORT": str(port), "METRICS_HOST": "127.0.0.1",
@@ -49,7 +53,7 @@ def test_background_process_serves_health_and_readiness(base_env, process):
         base = f"http://127.0.0.1:{port}"
         assert _poll(f"{base}/healthz", 200)[1] == {"status": "ok"}
         status, body = _poll(f"{base}/readyz", 200)
-        assert body["checks"] == {"loop": "ok", "database": "ok", "broker": "ok"}
+        assert body["checks"] == {"loop": "ok", **{name: "ok" for name in CHECKS[process]}}
     finally:
         proc.terminate()
         proc.wait(30)
