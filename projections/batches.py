@@ -114,7 +114,7 @@ async def apply_access_events(projector: Projector, events: list[AccessEventV1])
     claims = [_access_claim(e) for e in events]
     check_gaps = projector.event_source is not None
     async with projector.batch(status_list.PROJECTION, [e.position for e in events], claims,
-                               check_gaps=check_gaps) as queue:
+                               check_gaps=check_gaps, accounts=[e.key for e in events]) as queue:
         for wave in waves(events, key=lambda e: e.key):
             for event in wave:
                 await handler_for(event.type)(event, projector)
@@ -146,7 +146,8 @@ async def on_delivery_batch(
     """A fetched batch of delivery outcomes, as on_access_batch does access events."""
 
     async def apply(outcomes: list[DeliveryOutcomeV1]) -> None:
-        async with projector.batch(deliveries.PROJECTION, [], [_outcome_claim(o) for o in outcomes]) as queue:
+        async with projector.batch(deliveries.PROJECTION, [], [_outcome_claim(o) for o in outcomes],
+                                   accounts=[o.key for o in outcomes]) as queue:
             for wave in waves(outcomes, key=lambda o: o.account_id):
                 for outcome in wave:
                     await deliveries.on_delivery(outcome, projector)

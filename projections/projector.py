@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -136,7 +137,8 @@ class Projector:
 
     @asynccontextmanager
     async def batch(
-        self, projection: str, positions: list[int], claims: Sequence[Claim] = (), *, check_gaps: bool = False
+        self, projection: str, positions: list[int], claims: Sequence[Claim] = (), *, check_gaps: bool = False,
+        accounts: Sequence[bytes] = (),
     ) -> AsyncIterator[StatementQueue]:
         """One transaction for many messages: every `applying` inside uses it, and the
         projection's highest position is raised once, at the end, before the commit.
@@ -146,9 +148,17 @@ class Projector:
         raises GapFound); `applying` then only looks its claim up. Handlers write through the
         yielded queue; the caller flushes it between waves (statements.py), and the rest is
         flushed here before the commit.
+
+        `accounts` (Kafka keys) are locked first, for the transaction: the access and delivery
+        batches both touch an account's row, each reading what the other wrote (a delivery
+        whose account row is not there yet is caught up by the row's creation). Run at the same
+        moment, neither would see the other's uncommitted work and the delivery status would be
+        lost; under the lock the second sees the first's commit.
         """
         assert self.pool is not None, "run() builds the projector with its pool"
         async with self.pool.acquire() as conn, conn.transaction():
+            if accounts:
+                await _lock_accounts(conn, accounts)
             batch = _Batch(conn, StatementQueue(conn))
             if claims:
                 batch.offered = {(c[0], c[1]) for c in claims}
@@ -163,6 +173,15 @@ class Projector:
                 await record_position(conn, projection, max(positions))
         for result in batch.results:
             self._counted(*result)
+
+
+ACCOUNT_LOCKS = 0x506C  # the advisory-lock class of account rows (the other int is a hash of the key)
+
+
+async def _lock_accounts(conn: asyncpg.Connection, accounts: Sequence[bytes]) -> None:
+    # In ascending order, so two batches sharing accounts cannot each hold one the other waits for.
+    keys = sorted({zlib.crc32(account) - 2**31 for account in accounts})
+    await conn.execute("SELECT pg_advisory_xact_lock($1::int, k) FROM unnest($2::int[]) AS k", ACCOUNT_LOCKS, keys)
 
 
 # What a batch claims for one message: (key, version, event_id, position).
