@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import secrets
 import time
 import uuid
@@ -30,6 +31,7 @@ from projections.projector import ProjectorStats
 from services.common.database import create_pool
 from services.common.dead_letters import stop_consuming
 from services.common.kafka import create_producer, ensure_topics
+from services.common.runtime import tune_gc_after_start
 from services.common.settings import ProjectorSettings
 
 
@@ -101,6 +103,8 @@ async def project(url: str, bootstrap: str, topic: str, count: int, batch_max: i
     try:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         await asyncio.gather(*(b.start() for b in brokers))
+        if os.environ.get("BENCH_GC", "tuned") == "tuned":
+            tune_gc_after_start()  # as projections/main.py does once the brokers are started
         while stats.applied + stats.duplicates < count:
             await asyncio.sleep(0.05)
         return time.process_time() - cpu0, time.perf_counter() - wall0

@@ -46,7 +46,10 @@ def _logging(settings, process: str) -> None:
         return  # a one-off command (migrate, replay, audit): no metrics to serve, none to drop
     serve_only(process)
     if process != "api":  # the API serves /metrics itself
-        serve_if_configured(settings.metrics_port)
+        serve_if_configured(settings.metrics_port, settings.metrics_host)
+    from services.common.runtime import tune_gc_after_start
+
+    tune_gc_after_start()  # everything imported so far lives as long as the process (runtime.py)
 
 
 def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:

@@ -4,7 +4,7 @@ The access topic has one subscriber that applies each fetched batch in one trans
 (batches.py), giving each event to the typed handler of its type (status_list.py); every
 other type is only recorded as applied. With PROJECTOR_BATCH_MAX=1 it is instead one
 typed handler per event type, routed by the `type` header (services/common/event_routing.py). The deliveries topic has one typed handler
-(deliveries.py).
+(deliveries.py), given a fetched batch at a time in one transaction the same way.
 
 Ack after processing (NACK_ON_ERROR): the offset is committed only once the read model
 and its applied-record have committed; a failure seeks back so the message comes again.
@@ -27,7 +27,7 @@ from projections import batches, deliveries, status_list
 from projections.projector import EventSource, Projector, ProjectorStats
 from services.common.dead_letters import dead_letter_middleware
 from services.common.event_routing import subscribe_by_type
-from services.common.kafka import broker_logger
+from services.common.kafka import batch_timeout_ms, broker_logger, consumer_options
 from services.common.settings import ProjectorSettings
 
 
@@ -49,7 +49,8 @@ def create_projector(
     subscriber_options = dict(
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        # Off the invite-to-email path: a longer fetch wait, fewer idle fetches (kafka.py).
+        **consumer_options(settings, on_email_path=False),
     )
 
     access = _broker(settings, projector, "Projects access events into the staff status list.")
@@ -63,7 +64,7 @@ def create_projector(
             "list's typed handler of its type; other types are only recorded",
             batch=True,
             max_records=settings.projector_batch_max,
-            batch_timeout_ms=settings.kafka_fetch_max_wait_ms,
+            batch_timeout_ms=batch_timeout_ms(settings),
             parser=batches.parse_batch,
             decoder=batches.raw_bodies,
             **subscriber_options,
@@ -79,12 +80,27 @@ def create_projector(
         subscribe_by_type(access_events, status_list.HANDLERS, otherwise=status_list.on_other_event)
 
     outcomes = _broker(settings, projector, "Projects delivery outcomes onto the accounts they concern.")
-    outcomes.subscriber(
-        settings.deliveries_topic,
-        group_id=f"{settings.projector_group_id}.deliveries",
-        title="projector.deliveries",
-        **subscriber_options,
-    )(deliveries.on_delivery)
+    if settings.projector_batch_max > 1:
+        outcomes.subscriber(
+            settings.deliveries_topic,
+            group_id=f"{settings.projector_group_id}.deliveries",
+            title="projector.deliveries",
+            description="Delivery outcomes, a fetched batch per transaction. Each record is a delivery outcome "
+            "as the notifier publishes it, parsed here one by one",
+            batch=True,
+            max_records=settings.projector_batch_max,
+            batch_timeout_ms=batch_timeout_ms(settings),
+            parser=batches.parse_batch,
+            decoder=batches.raw_bodies,
+            **subscriber_options,
+        )(batches.on_delivery_batch)
+    else:
+        outcomes.subscriber(
+            settings.deliveries_topic,
+            group_id=f"{settings.projector_group_id}.deliveries",
+            title="projector.deliveries",
+            **subscriber_options,
+        )(deliveries.on_delivery)
 
     return [access, outcomes]
 

@@ -15,8 +15,9 @@ from services.common.consumer_errors import DATABASE
 from services.common.database import create_pool, describe
 from services.common.dead_letters import configure, stop_consuming
 from services.common.heartbeat import run_heartbeat
-from services.common.probes import database_probe
+from services.common.probes import broker_probe, database_probe
 from services.common.reset_watcher import watch_broker_resets
+from services.common.runtime import tune_gc_after_start
 from services.common.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ async def run(settings: ProjectorSettings, event_store_reader: EventStoreReader 
             configure(broker, settings=settings, probes={DATABASE: database_probe(pool)})
         try:
             await asyncio.gather(*(broker.start() for broker in brokers))  # join both groups at once
+            tune_gc_after_start()  # the pool and brokers live as long as the process
             log.info(
                 "projector consuming %s and %s as group %s into %s",
                 settings.access_topic,
@@ -62,7 +64,9 @@ async def run(settings: ProjectorSettings, event_store_reader: EventStoreReader 
                 describe(settings.database_url),
             )
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(run_heartbeat(pool, "projector"))
+                # Its /readyz (METRICS_PORT): the loop beats, PostgreSQL takes the beat, the broker answers.
+                broker_up = broker_probe(settings.kafka_bootstrap_servers)
+                tasks.create_task(run_heartbeat(pool, "projector", {"broker": broker_up}))
                 tasks.create_task(_log_summaries(stats))
                 tasks.create_task(watch_broker_resets(pool, brokers, "projector"))
                 tasks.create_task(report_lag(pool))

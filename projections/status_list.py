@@ -110,7 +110,8 @@ class _BatchRows:
     """The rows a batch's events touch: each read (locked) at its first event, folded in memory,
     written once before the batch commits, then each new account's deliveries caught up."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, reader: Any, conn: asyncpg.Connection) -> None:
+        self._reader = reader  # the batch's statement queue: a read first sends what is queued
         self._conn = conn
         self._before: dict[tuple[str, tuple], dict | None] = {}
         self._after: dict[tuple[str, tuple], dict | None] = {}
@@ -121,14 +122,14 @@ class _BatchRows:
     def of(cls, batch: Any) -> _BatchRows:
         rows = batch.state.get(PROJECTION)
         if rows is None:
-            rows = batch.state[PROJECTION] = cls(batch.conn)
+            rows = batch.state[PROJECTION] = cls(batch.queue, batch.conn)
             batch.before_commit.append(rows.flush)
         return rows
 
     async def fold(self, table: str, key: tuple, fold: status_rows.Fold) -> dict | None:
         k = (table, key)
         if k not in self._before:
-            self._before[k] = self._after[k] = await _read_locked(self._conn, table, key)
+            self._before[k] = self._after[k] = await _read_locked(self._reader, table, key)
             self._folds[k] = []
         self._folds[k].append(fold)
         after = fold(self._after[k])

@@ -33,6 +33,26 @@ def create_producer(bootstrap_servers: str, **kwargs) -> AIOKafkaProducer:
     )
 
 
+def consumer_options(settings, *, on_email_path: bool) -> dict:
+    """aiokafka settings for a FastStream subscriber, by where the consumer sits.
+
+    An idle consumer sends one fetch per `fetch_max_wait_ms`, and the embedded broker holds
+    each fetch for the whole wait even when data arrives (a real Kafka answers at once), so
+    the wait trades idle CPU (the consumer's and the broker's) against latency there. On the
+    invite-to-email path it stays short (KAFKA_FETCH_MAX_WAIT_MS); elsewhere it is longer
+    (KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS). `fetch_min_bytes=1`: answer with whatever there is.
+    """
+    wait = settings.kafka_fetch_max_wait_ms if on_email_path else settings.kafka_background_fetch_max_wait_ms
+    return dict(fetch_max_wait_ms=wait, fetch_min_bytes=1)
+
+
+def batch_timeout_ms(settings) -> int:
+    """How long a batch subscriber's getmany waits for buffered records. It returns as soon as
+    records are buffered, but FastStream sleeps as long again after an empty one, so this
+    stays short: it is the Python loop's wake-up, not a fetch to the broker."""
+    return settings.kafka_fetch_max_wait_ms
+
+
 async def ensure_topics(bootstrap_servers: str, names: list[str], partitions: int = DEFAULT_PARTITIONS) -> list[str]:
     """Create the topics that do not exist yet; returns the names it created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)

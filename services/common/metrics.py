@@ -1,5 +1,7 @@
 """Prometheus metrics. The API serves them at /metrics; a background process serves them
-on METRICS_PORT when that is set (each process has its own registry, the default one).
+on METRICS_HOST:METRICS_PORT when the port is set (each process has its own registry, the
+default one), beside /healthz (the process is up) and /readyz (its event loop beats and its
+dependencies answer: heartbeat.HEALTH), so Kubernetes can probe it over HTTP.
 
 Every series is defined here, so every process imports them all; `serve_only` (called by
 each process's entry point) drops the ones another process updates, so a scrape never shows
@@ -8,7 +10,14 @@ the relay's counters standing at zero on the API.
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import json
+import socket
+import threading
+from http.server import ThreadingHTTPServer
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, MetricsHandler
+
+from services.common.heartbeat import HEALTH, LocalHealth
 
 INVITES = Counter("porchlight_invites_total", "Invite commands by outcome", ["outcome"])
 CLAIMS = Counter("porchlight_claims_total", "Claim attempts by outcome", ["outcome"])
@@ -77,6 +86,48 @@ def serve_only(process: str, registry: CollectorRegistry = REGISTRY) -> None:
             pass
 
 
-def serve_if_configured(port: int | None) -> None:
+class _IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def serve_if_configured(port: int | None, host: str = "127.0.0.1") -> ThreadingHTTPServer | None:
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        return serve_probes(host, port)
+    return None
+
+
+def serve_probes(
+    host: str, port: int, registry: CollectorRegistry = REGISTRY, health: LocalHealth = HEALTH
+) -> ThreadingHTTPServer:
+    """/metrics, /healthz and /readyz on host:port, from a daemon thread (port 0: any free one)."""
+
+    class Handler(MetricsHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server name
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                self._json(200, {"status": "ok"})
+            elif path == "/readyz":
+                ready, report = health.readiness()
+                self._json(200 if ready else 503, {"status": "ready" if ready else "not ready", "checks": report})
+            elif path == "/metrics":
+                super().do_GET()
+            else:
+                self._json(404, {"status": "not found"})
+
+        def _json(self, status: int, body: dict) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - probes every few seconds: no line each
+            pass
+
+    Handler.registry = registry
+    server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+    server = server_class((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="probes", daemon=True).start()
+    return server

@@ -40,3 +40,20 @@ def tcp_probe(host: str, port: int, timeout: float = TIMEOUT_SECONDS) -> Callabl
         return True
 
     return probe
+
+
+def broker_probe(bootstrap_servers: str, timeout: float = TIMEOUT_SECONDS) -> Callable[[], Awaitable[bool]]:
+    """Does any of the bootstrap brokers accept a connection? A TCP connect only: cheap enough
+    to run at every heartbeat without adding to the broker's load (an admin client would)."""
+    probes = []
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        probes.append(tcp_probe(host.strip("[]") or "localhost", int(port or 9092), timeout))
+
+    async def probe() -> bool:
+        for each in probes:
+            if await each():
+                return True
+        return False
+
+    return probe

@@ -55,6 +55,9 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field("console", description="`console` for people, `json` for log shippers")
     metrics_port: int | None = Field(None, description="Serve Prometheus metrics on 127.0.0.1:PORT (background processes)")
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the background processes' METRICS_PORT binds (0.0.0.0 for Kubernetes probes)"
+    )
     # Topic names are settings so tests and staging can isolate themselves on a shared broker.
     access_topic: str = topics.ACCESS
     deliveries_topic: str = topics.DELIVERIES
@@ -63,6 +66,11 @@ class CommonSettings(BaseSettings):
     # How long a consumer's fetch may wait on the broker for data. aiokafka's 500 ms default
     # showed up whole in invite-to-email latency on Tansu (bench/email_latency.py).
     kafka_fetch_max_wait_ms: int = Field(50, ge=1, le=5000)
+    # The same for consumers off the invite-to-email path (the projector's): an idle consumer
+    # fetches once per wait, and the embedded broker answers a fetch only when the wait ends
+    # (it does not wake on new data), so this is their idle cost against the status list's
+    # delay there. A real Kafka answers as soon as data arrives: no delay, whatever the wait.
+    kafka_background_fetch_max_wait_ms: int = Field(250, ge=1, le=5000)
     # A message whose handling failed is redelivered after a backoff (services/common/dead_letters.py).
     consumer_retry_attempts: int = Field(
         5, ge=1, description="Tries of a message failing transiently (deadlock, serialization) before it is dead-lettered"

@@ -214,6 +214,8 @@ async def run(settings, from_beginning: bool = False) -> None:
     """
     from services.common.database import create_pool, eventsourcing_env
     from services.common.heartbeat import run_heartbeat
+    from services.common.probes import broker_probe
+    from services.common.runtime import tune_gc_after_start
 
     app = await asyncio.to_thread(PortalAccess, eventsourcing_env(settings.database_url))
     pool = await create_pool(settings.database_url, max_size=5)
@@ -231,7 +233,11 @@ async def run(settings, from_beginning: bool = False) -> None:
     # process's recorder and pool and never touches the request path (audit_chain.py).
     chain = AuditChain(app.recorder, pool, settings.kafka_bootstrap_servers, settings.audit_topic,
                        head_seconds=settings.audit_head_seconds)
-    heartbeat = asyncio.create_task(run_heartbeat(pool, "relay"))
+    # Its /readyz (METRICS_PORT): the loop beats, PostgreSQL takes the beat, the broker answers.
+    tune_gc_after_start()  # the application, pool and chain live as long as the process
+    heartbeat = asyncio.create_task(
+        run_heartbeat(pool, "relay", {"broker": broker_probe(settings.kafka_bootstrap_servers)})
+    )
     try:
         async with asyncio.TaskGroup() as followers:  # either failing ends both, and the process
             followers.create_task(relay.run())

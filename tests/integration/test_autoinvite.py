@@ -191,7 +191,8 @@ async def test_no_invite_when_the_candidate_has_an_account_in_any_state(
         decision = (await trip_at(access, ws, trips[who.email])).auto_invite
         assert (decision["outcome"], decision["reason"]) == ("skipped", "account_exists"), who.email
         account = access.get_account(results[who.email].account_id)
-        assert account.version == {"pending": 1, "active": 2, "disabled": 2}[states[who.email]]  # untouched
+        # untouched: created (pending); created, activated, signed in by the claim (active); created, revoked
+        assert account.version == {"pending": 1, "active": 3, "disabled": 2}[states[who.email]]
 
 
 def _both_read_before_either_writes(apps: list[PortalAccess], monkeypatch) -> list[int]:

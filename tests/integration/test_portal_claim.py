@@ -14,6 +14,7 @@ from services.common import tokens
 from services.invite_service.api.rate_limits import FailureLimiter
 from services.invite_service.commands import claims
 from services.invite_service.domain import ids
+from services.messages.rendering import format_expiry
 from tests.helpers import unique
 from tests.integration.conftest import auth, serve
 
@@ -240,3 +241,16 @@ async def test_a_token_over_any_other_id_or_garbage_is_the_same_counted_410(api,
         # Every one of them counted toward the limit: the next attempt, even a page view, waits.
         assert (await client.get(f"/portal/{ws}/claim/{forged[0]}")).status_code == 429
         assert (await client.post(f"/portal/{ws}/claim/{forged[1]}", headers=JSON, json={})).status_code == 429
+
+
+async def test_the_page_gives_the_expiry_in_the_workspace_time_zone_as_the_email_does(api, invited, staff_token):
+    ws, account_id, path = invited
+    changed = await api.put(f"/v1/workspaces/{ws}", headers=auth(staff_token(ws)), json={"time_zone": "Asia/Tokyo"})
+    assert changed.status_code == 200, changed.text
+    expires_at = api.app.state.portal_access.repository.get(
+        api.app.state.portal_access.get_account(account_id).invitation_id
+    ).expires_at
+    deadline = asyncio.get_running_loop().time() + 5  # the workspace read is cached for a second
+    while "Tokyo time" not in (page := await api.get(path)).text and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+    assert f"expires on {format_expiry(expires_at, 'Asia/Tokyo')}." in page.text

@@ -162,3 +162,26 @@ async def test_a_known_type_with_a_malformed_payload_is_dead_lettered_and_unknow
     [(key, value, headers)] = await dead_letters(kafka_bootstrap, topic_names["dlq"])
     assert (key, value) == (created.key, broken_value)
     assert headers["dlq-consumer"] == "projector" and "resources" in headers["dlq-reason"]
+
+
+async def test_a_malformed_delivery_outcome_is_dead_lettered_and_the_batch_goes_on(
+    projector, pg_pool, topic_names, kafka_bootstrap
+):
+    # Delivery outcomes are applied a fetched batch per transaction: the one that cannot
+    # validate fails the batch, which is applied again one by one, parking only that one.
+    story = AccountStory(unique(), f"{unique('dlv')}@example.com")
+    await _publish(kafka_bootstrap, topic_names["access"], story.created(), story.invite_sent())
+    outcome = story.delivery("sent")
+    broken = outcome.model_dump(mode="json")
+    broken["attempt"] = "first"
+    await _publish(kafka_bootstrap, topic_names["deliveries"],
+                   (outcome.key, json.dumps(broken).encode(), []), outcome)
+
+    async def shown():
+        return await pg_pool.fetchval(
+            "SELECT last_delivery_status FROM account_status WHERE account_id = $1", story.account_id
+        )
+
+    assert await poll_until(shown, what="the outcome behind the malformed one") == "sent"
+    record, headers = await wait_for_dead_letter(kafka_bootstrap, topic_names["dlq"])
+    assert headers["dlq-topic"] == topic_names["deliveries"] and json.loads(record.value)["attempt"] == "first"

@@ -115,10 +115,14 @@ def test_readiness_and_liveness_probes():
             assert readiness["httpGet"]["path"] == "/readyz" and readiness["httpGet"]["port"] in port_names
             assert liveness["httpGet"]["path"] == "/healthz" and liveness["httpGet"]["port"] in port_names
         else:
-            # A background process serves only its metrics, on 127.0.0.1:METRICS_PORT in the pod.
-            metrics = f"http://127.0.0.1:{_config_map(CONFIG_NAME)['METRICS_PORT']}/metrics"
-            for probe in (readiness, liveness):
-                assert any(metrics in part for part in probe["exec"]["command"]), (process, probe)
+            # A background process serves /healthz and /readyz beside its metrics, on
+            # METRICS_HOST:METRICS_PORT, bound where kubelet reaches it.
+            config = _config_map(CONFIG_NAME)
+            assert config["METRICS_HOST"] == "0.0.0.0", process
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            assert ports["probes"] == int(config["METRICS_PORT"]), process
+            assert readiness["httpGet"] == {"path": "/readyz", "port": "probes"}, process
+            assert liveness["httpGet"] == {"path": "/healthz", "port": "probes"}, process
 
 
 def test_resources_requested_and_memory_limited():

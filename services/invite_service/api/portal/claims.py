@@ -21,6 +21,8 @@ from services.invite_service.commands.sign_in import Client
 from services.invite_service.domain.errors import LinkInvalid, WeakPassword
 from services.invite_service.signin.throttle import Limit
 
+from services.messages.rendering import format_expiry
+
 router = APIRouter(prefix="/portal/{ws}", tags=["portal"])
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,8 @@ async def _page(request: Request, access, ws: str, token: str, status_code: int 
         "brand": workspace.sender,
         "name": account.name,
         "email": account.email,
-        "expires_at": invitation.expires_at,
+        # In words and in the workspace's zone, exactly as the email that brought the client here.
+        "expires": format_expiry(invitation.expires_at, workspace.settings.get("time_zone") or "UTC"),
         "action": request.url.path,
         "ask_password": workspace.settings["sign_in_method"] == "password",
         "error": error,

@@ -1,0 +1,59 @@
+"""`porchlight projector`, `relay` and `autoinvite` serve /healthz and /readyz on METRICS_HOST:METRICS_PORT,
+so Kubernetes can probe them over HTTP (deploy/k8s/*.yaml)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from deploy.embedded import free_port
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _poll(url: str, want: int, deadline_seconds: float = 60.0) -> tuple[int, dict]:
+    deadline = time.monotonic() + deadline_seconds
+    last: tuple[int, dict] | None = None
+    while time.monotonic() < deadline:
+        try:
+            last = _get(url)
+            if last[0] == want:
+                return last
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.2)  # polling with a deadline, not waiting for a time
+    raise AssertionError(f"{url} never answered {want}; last {last}")
+
+
+# What each process's /readyz checks besides its event loop (the heartbeat's probes).
+CHECKS = {"projector": {"database", "broker"}, "relay": {"database", "broker"}, "autoinvite": {"database"}}
+
+
+@pytest.mark.parametrize("process", sorted(CHECKS))
+def test_background_process_serves_health_and_readiness(base_env, process):
+    port = free_port()
+    env = {**os.environ, **base_env, "METRICS_PORT": str(port), "METRICS_HOST": "127.0.0.1",
+           "RELAY_NAME": f"probe-test-{port}", "PROJECTOR_GROUP_ID": f"probe-test-{port}"}
+    proc = subprocess.Popen([sys.executable, "-m", "deploy.cli", process], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert _poll(f"{base}/healthz", 200)[1] == {"status": "ok"}
+        status, body = _poll(f"{base}/readyz", 200)
+        assert body["checks"] == {"loop": "ok", **{name: "ok" for name in CHECKS[process]}}
+    finally:
+        proc.terminate()
+        proc.wait(30)
