@@ -84,8 +84,8 @@ async def _apply(projector: ProjectorContext, msg: AccessEventV1) -> bool:
     """Claim the event, then fold it into each row it touches (status_rows: the one definition of
     what an event does, which replay applies too), in the claim's transaction.
 
-    Inside a fetched batch (Projector.batch) a row is read once, folded in memory by each of
-    the batch's events, and written once when the batch ends (`_BatchRows`)."""
+    Inside a fetched batch (Projector.batch) the rows are read, folded and written once for the
+    whole batch, when it ends (`_BatchRows`)."""
     async with _applying(projector, msg) as conn:
         if conn is None:
             return False  # applied before: change nothing
@@ -93,11 +93,10 @@ async def _apply(projector: ProjectorContext, msg: AccessEventV1) -> bool:
         rows = _BatchRows.of(batch) if batch is not None else None
         account = msg.account_id or msg.aggregate_id
         for table, key, fold in status_rows.effects(fact_of(msg)):
-            after = await rows.fold(table, key, fold) if rows is not None else await write_folded(conn, table, key, fold)
-            if after is None and table == status_rows.ACCOUNTS:
-                # Cannot happen in partition order (AccountCreated comes first); say so, but do not
-                # block the partition retrying an event that can never apply.
-                log.warning("%s for unknown account %s (event %s)", msg.type, key[0], msg.event_id)
+            if rows is not None:
+                rows.note(table, key, fold, msg)
+            elif await write_folded(conn, table, key, fold) is None:
+                _unknown(table, key, msg)
         if msg.type in (ACCOUNT_CREATED, INVITE_SENT):
             if rows is not None:
                 rows.catch_up.append(account)
@@ -107,15 +106,15 @@ async def _apply(projector: ProjectorContext, msg: AccessEventV1) -> bool:
 
 
 class _BatchRows:
-    """The rows a batch's events touch: each read (locked) at its first event, folded in memory,
-    written once before the batch commits, then each new account's deliveries caught up."""
+    """The rows a batch's events touch, folded together: each event's folds are only noted; before
+    the batch commits the touched rows are read (locked) in one statement per table, folded in
+    the events' order, and written with one statement per kind; then the new accounts'
+    deliveries are caught up. A handful of round trips per batch, as for other batched writes."""
 
-    def __init__(self, reader: Any, conn: asyncpg.Connection) -> None:
-        self._reader = reader  # the batch's statement queue: a read first sends what is queued
+    def __init__(self, queue: Any, conn: asyncpg.Connection) -> None:
+        self._queue = queue  # the batch's statement queue, sent before this runs
         self._conn = conn
-        self._before: dict[tuple[str, tuple], dict | None] = {}
-        self._after: dict[tuple[str, tuple], dict | None] = {}
-        self._folds: dict[tuple[str, tuple], list[status_rows.Fold]] = {}
+        self._folds: dict[str, dict[tuple, list[tuple[status_rows.Fold, AccessEventV1]]]] = {}
         self.catch_up: list = []
 
     @classmethod
@@ -126,31 +125,88 @@ class _BatchRows:
             batch.before_commit.append(rows.flush)
         return rows
 
-    async def fold(self, table: str, key: tuple, fold: status_rows.Fold) -> dict | None:
-        k = (table, key)
-        if k not in self._before:
-            self._before[k] = self._after[k] = await _read_locked(self._reader, table, key)
-            self._folds[k] = []
-        self._folds[k].append(fold)
-        after = fold(self._after[k])
-        if after is not None:
-            self._after[k] = after
-        return after
+    def note(self, table: str, key: tuple, fold: status_rows.Fold, msg: AccessEventV1) -> None:
+        self._folds.setdefault(table, {}).setdefault(key, []).append((fold, msg))
 
     async def flush(self) -> None:
-        for (table, key), after in self._after.items():
-            before = self._before[(table, key)]
-            if after is None or after == before:
-                continue
-            if not await _write(self._conn, table, key, before, after):
-                # Inserted meanwhile by another consumer (a trip's contact): fold this batch's events again over it.
-                row = await _read_locked(self._conn, table, key)
-                for fold in self._folds[(table, key)]:
-                    row = fold(row) or row
-                if not await _write(self._conn, table, key, await _read_locked(self._conn, table, key), row):
-                    raise RuntimeError(f"{table} {key}: inserted concurrently, again")
+        for table, folds in self._folds.items():
+            await self._flush_table(table, folds)
         for account in dict.fromkeys(self.catch_up):
-            await _catch_up_deliveries(self._conn, account)
+            await _catch_up_deliveries(self._queue, account)
+        await self._queue.flush()
+
+    async def _flush_table(self, table: str, folds: dict[tuple, list]) -> None:
+        before = await _read_all_locked(self._conn, table, list(folds))
+        inserts, updates = {}, {}
+        for key, steps in folds.items():
+            row = old = before.get(key)
+            for fold, msg in steps:
+                after = fold(row)
+                if after is None:
+                    _unknown(table, key, msg)
+                else:
+                    row = after
+            if row is None or row == old:
+                continue
+            (inserts if old is None else updates)[key] = row
+        columns = _COLUMNS[table]
+        if inserts:
+            await self._conn.executemany(_insert_sql(table), [_values(row, columns) for row in inserts.values()])
+            # A row another consumer inserted first (a trip's contact, shared on another partition)
+            # kept its values: fold this batch's events again over it.
+            now = await _read_all_locked(self._conn, table, list(inserts))
+            for key, row in inserts.items():
+                theirs = now.get(key)
+                if theirs is not None and theirs != {c: row.get(c) for c in theirs}:
+                    refolded = theirs
+                    for fold, _ in folds[key]:
+                        refolded = fold(refolded) or refolded
+                    if refolded != theirs:
+                        updates[key] = refolded
+        if updates:
+            await self._conn.executemany(_update_sql(table), [_values(row, columns) for row in updates.values()])
+
+
+def _unknown(table: str, key: tuple, msg: AccessEventV1) -> None:
+    if table == status_rows.ACCOUNTS:
+        # Cannot happen in partition order (AccountCreated comes first); say so, but do not
+        # block the partition retrying an event that can never apply.
+        log.warning("%s for unknown account %s (event %s)", msg.type, key[0], msg.event_id)
+
+
+_COLUMNS = {status_rows.ACCOUNTS: status_rows.ACCOUNT_COLUMNS, status_rows.TRAVELERS: status_rows.TRAVELER_COLUMNS}
+
+
+def _insert_sql(table: str) -> str:
+    columns = _COLUMNS[table]
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+            f"({', '.join(_placeholder(c, i) for i, c in enumerate(columns, 1))}) ON CONFLICT DO NOTHING")
+
+
+def _update_sql(table: str) -> str:
+    """Every column the rules own, set to the folded row (read under the row's lock, so nothing else changed)."""
+    columns, keys = _COLUMNS[table], status_rows.KEYS[table]
+    where = " AND ".join(f"{k} = ${columns.index(k) + 1}" for k in keys)
+    sets = ", ".join(f"{c} = {_placeholder(c, i)}" for i, c in enumerate(columns, 1) if c not in keys)
+    return f"UPDATE {table} SET {sets} WHERE {where}"
+
+
+def _values(row: dict, columns: tuple[str, ...]) -> tuple:
+    return tuple(_to_db(c, row.get(c)) for c in columns)
+
+
+async def _read_all_locked(conn: asyncpg.Connection, table: str, keys: list[tuple]) -> dict[tuple, dict]:
+    names = status_rows.KEYS[table]
+    if len(names) == 1:
+        records = await conn.fetch(f"SELECT * FROM {table} WHERE {names[0]} = ANY($1::uuid[]) FOR UPDATE",
+                                   [k[0] for k in keys])
+    else:
+        records = await conn.fetch(
+            f"SELECT * FROM {table} WHERE ({', '.join(names)}) IN "
+            f"(SELECT * FROM unnest({', '.join(f'${i}::text[]' for i in range(1, len(names) + 1))})) FOR UPDATE",
+            *([k[i] for k in keys] for i in range(len(names))),
+        )
+    return {tuple(r[n] for n in names): row for r in records if (row := _from_db(r)) is not None}
 
 
 async def write_folded(conn: asyncpg.Connection, table: str, key: tuple, fold: status_rows.Fold) -> dict | None:
