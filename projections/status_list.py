@@ -151,14 +151,18 @@ class _BatchRows:
             (inserts if old is None else updates)[key] = row
         columns = _COLUMNS[table]
         if inserts:
-            await self._conn.executemany(_insert_sql(table), [_values(row, columns) for row in inserts.values()])
-            # A row another consumer inserted first (a trip's contact, shared on another partition)
-            # kept its values: fold this batch's events again over it.
-            now = await _read_all_locked(self._conn, table, list(inserts))
-            for key, row in inserts.items():
-                theirs = now.get(key)
-                if theirs is not None and theirs != {c: row.get(c) for c in theirs}:
-                    refolded = theirs
+            names = status_rows.KEYS[table]
+            inserted = await self._conn.fetch(
+                _insert_all_sql(table), *([_to_db(c, row.get(c)) for row in inserts.values()] for c in columns)
+            )
+            done = {tuple(r[n] for n in names) for r in inserted}
+            lost = [key for key in inserts if key not in done]
+            if lost:
+                # Rows another consumer inserted first (a trip's contact, shared on another
+                # partition) kept their values: fold this batch's events again over them.
+                now = await _read_all_locked(self._conn, table, lost)
+                for key in lost:
+                    refolded = theirs = now[key]
                     for fold, _ in folds[key]:
                         refolded = fold(refolded) or refolded
                     if refolded != theirs:
@@ -177,10 +181,25 @@ def _unknown(table: str, key: tuple, msg: AccessEventV1) -> None:
 _COLUMNS = {status_rows.ACCOUNTS: status_rows.ACCOUNT_COLUMNS, status_rows.TRAVELERS: status_rows.TRAVELER_COLUMNS}
 
 
-def _insert_sql(table: str) -> str:
-    columns = _COLUMNS[table]
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-            f"({', '.join(_placeholder(c, i) for i, c in enumerate(columns, 1))}) ON CONFLICT DO NOTHING")
+_TYPES = {
+    status_rows.ACCOUNTS: dict.fromkeys(status_rows.ACCOUNT_COLUMNS, "text") | {
+        "account_id": "uuid", "invitation_id": "uuid", "resources": "jsonb", "sign_ins": "int",
+        **dict.fromkeys(("invited_at", "last_invite_sent_at", "expires_at", "activated_at", "disabled_at",
+                         "last_sign_in_at", "last_delivery_at", "updated_at"), "timestamptz"),
+    },
+    status_rows.TRAVELERS: dict.fromkeys(status_rows.TRAVELER_COLUMNS, "text") | {
+        "first_seen_at": "timestamptz", "updated_at": "timestamptz", "ord": "int", "is_primary": "boolean",
+        "account_id": "uuid",
+    },
+}
+
+
+def _insert_all_sql(table: str) -> str:
+    """Every new row in one statement (a column's values as one array each), answering the keys it inserted."""
+    columns, types = _COLUMNS[table], _TYPES[table]
+    arrays = ", ".join(f"${i}::{types[c]}[]" for i, c in enumerate(columns, 1))
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT DO NOTHING RETURNING {', '.join(status_rows.KEYS[table])}")
 
 
 def _update_sql(table: str) -> str:
@@ -256,7 +275,9 @@ async def _write(conn: asyncpg.Connection, table: str, key: tuple, before: dict 
 def _from_db(record: asyncpg.Record | None) -> dict | None:
     if record is None:
         return None
-    row = {column: status_rows.from_db(value) for column, value in record.items()}
+    row = dict(record)
+    if "updated_at" in row:  # the one column that may hold -infinity (status_rows.NEVER)
+        row["updated_at"] = status_rows.from_db(row["updated_at"])
     if isinstance(row.get("resources"), str):  # jsonb arrives as text
         row["resources"] = json.loads(row["resources"])
     return row
