@@ -88,7 +88,8 @@ class ReadModelFold:
             if not changed:
                 continue
             columns, keys = COLUMNS[table], status_rows.KEYS[table]
-            values = ", ".join(f"${i}::jsonb" if c == "resources" else f"${i}" for i, c in enumerate(columns, 1))
+            values = ", ".join(f"${i}::jsonb" if c in status_rows.JSON_COLUMNS else f"${i}"
+                               for i, c in enumerate(columns, 1))
             await conn.executemany(
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) ON CONFLICT ({', '.join(keys)}) "
                 f"DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in columns if c not in keys)}",
@@ -115,8 +116,8 @@ class ReadModelFold:
 def _record(row: status_rows.Row, columns: Sequence[str]) -> tuple[Any, ...]:
     values = list(_getter(tuple(columns))(row))
     for index, column in _special(tuple(columns)):
-        values[index] = orjson.dumps(values[index]).decode() if column == "resources" else status_rows.to_db(
-            values[index])
+        values[index] = (orjson.dumps(values[index]).decode() if column in status_rows.JSON_COLUMNS
+                         else status_rows.to_db(values[index]))
     return tuple(values)
 
 
@@ -129,4 +130,4 @@ def _getter(columns: tuple[str, ...]) -> Callable[[status_rows.Row], tuple[Any, 
 def _special(columns: tuple[str, ...]) -> list[tuple[int, str]]:
     """The columns whose values are written differently: jsonb as text, and the one time that may be
     -infinity (status_rows.NEVER: a contact's updated_at)."""
-    return [(i, c) for i, c in enumerate(columns) if c in ("resources", "updated_at")]
+    return [(i, c) for i, c in enumerate(columns) if c in status_rows.JSON_COLUMNS or c == "updated_at"]

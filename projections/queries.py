@@ -224,7 +224,8 @@ async def active_accounts(pool: asyncpg.Pool, workspace: str, chunk: int = 1000)
 async def get_account(pool: asyncpg.Pool, workspace: str, account_id: uuid.UUID) -> dict[str, Any] | None:
     """One account with its delivery attempts (newest first), or None if not in this workspace."""
     row = await pool.fetchrow(
-        f"SELECT {_COLUMNS} FROM account_status WHERE workspace = $1 AND account_id = $2", workspace, account_id
+        f"SELECT {_COLUMNS}, recent_sign_ins FROM account_status WHERE workspace = $1 AND account_id = $2",
+        workspace, account_id,
     )
     if row is None:
         return None
@@ -243,6 +244,9 @@ async def get_account(pool: asyncpg.Pool, workspace: str, account_id: uuid.UUID)
     view["email_held"] = newest_email["held"] if newest_email else None
     for delivery in view["deliveries"]:
         delivery.pop("held")
-    # Sign-in history arrives with the SignedIn projection; the field is part of the API already.
-    view["recent_sign_ins"] = []
+    view["recent_sign_ins"] = _json_list(row["recent_sign_ins"])
     return view
+
+
+def _json_list(value: object) -> list:
+    return json.loads(value) if isinstance(value, str) else list(value or [])

@@ -135,3 +135,6 @@ CREATE TABLE IF NOT EXISTS trip_travelers (
     updated_at     timestamptz NOT NULL,
     PRIMARY KEY (workspace, trip_id, traveler_key)
 );
+
+-- The access tab's recent login activity (sign-ins and failed attempts, newest first, the last 10).
+ALTER TABLE account_status ADD COLUMN IF NOT EXISTS recent_sign_ins jsonb NOT NULL DEFAULT '[]'::jsonb;

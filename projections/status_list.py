@@ -28,6 +28,7 @@ from contracts.access import (
     InviteRevokedV1,
     InviteSentV1,
     SignedInV1,
+    VerificationFailedV1,
     TripFirstSharedV1,
     TripSharedV1,
 )
@@ -183,7 +184,7 @@ _COLUMNS = {status_rows.ACCOUNTS: status_rows.ACCOUNT_COLUMNS, status_rows.TRAVE
 
 _TYPES = {
     status_rows.ACCOUNTS: dict.fromkeys(status_rows.ACCOUNT_COLUMNS, "text") | {
-        "account_id": "uuid", "invitation_id": "uuid", "resources": "jsonb", "sign_ins": "int",
+        "account_id": "uuid", "invitation_id": "uuid", "resources": "jsonb", "recent_sign_ins": "jsonb", "sign_ins": "int",
         **dict.fromkeys(("invited_at", "last_invite_sent_at", "expires_at", "activated_at", "disabled_at",
                          "last_sign_in_at", "last_delivery_at", "updated_at"), "timestamptz"),
     },
@@ -278,17 +279,18 @@ def _from_db(record: asyncpg.Record | None) -> dict | None:
     row = dict(record)
     if "updated_at" in row:  # the one column that may hold -infinity (status_rows.NEVER)
         row["updated_at"] = status_rows.from_db(row["updated_at"])
-    if isinstance(row.get("resources"), str):  # jsonb arrives as text
-        row["resources"] = json.loads(row["resources"])
+    for column in status_rows.JSON_COLUMNS:
+        if isinstance(row.get(column), str):  # jsonb arrives as text
+            row[column] = json.loads(row[column])
     return row
 
 
 def _placeholder(column: str, index: int) -> str:
-    return f"${index}::jsonb" if column == "resources" else f"${index}"
+    return f"${index}::jsonb" if column in status_rows.JSON_COLUMNS else f"${index}"
 
 
 def _to_db(column: str, value: object) -> object:
-    return json.dumps(value) if column == "resources" else status_rows.to_db(value)
+    return json.dumps(value) if column in status_rows.JSON_COLUMNS else status_rows.to_db(value)
 
 
 async def on_account_created(msg: AccountCreatedV1, projector: ProjectorContext) -> bool:
@@ -343,6 +345,11 @@ async def on_signed_in(msg: SignedInV1, projector: ProjectorContext) -> bool:
     return await _apply(projector, msg)
 
 
+async def on_verification_failed(msg: VerificationFailedV1, projector: ProjectorContext) -> bool:
+    """VerificationFailed: a wrong code or password, shown in the recent login activity."""
+    return await _apply(projector, msg)
+
+
 async def on_trip_first_shared(msg: TripFirstSharedV1, projector: ProjectorContext) -> bool:
     """TripFirstShared: the trip's travelers, and a not_invited row for each contact without an account."""
     return await _apply(projector, msg)
@@ -362,6 +369,7 @@ HANDLERS = (
     on_access_reenabled,
     on_invite_resent,
     on_signed_in,
+    on_verification_failed,
     on_trip_first_shared,
     on_trip_shared,
 )

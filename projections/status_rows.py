@@ -46,8 +46,10 @@ ACCOUNT_COLUMNS = (
     "account_id", "workspace", "email", "name", "role", "company", "phone", "contact_id", "resources", "status",
     "invitation_id", "invited_at", "invited_by", "last_invite_sent_at", "expires_at", "activated_at",
     "disabled_at", "disabled_by", "last_sign_in_at", "sign_ins", "last_delivery_status", "last_delivery_at",
-    "updated_at", "disabled_reason",
+    "updated_at", "disabled_reason", "recent_sign_ins",
 )
+JSON_COLUMNS = frozenset({"resources", "recent_sign_ins"})  # jsonb: written as JSON text, read back as lists
+RECENT_SIGN_INS = 10  # sign-in attempts the access tab shows, newest first
 TRAVELER_COLUMNS = (
     "workspace", "trip_id", "traveler_key", "first_seen_at", "ord", "contact_id", "name", "email", "phone",
     "is_primary", "account_id", "updated_at",
@@ -58,7 +60,7 @@ def new_account(account_id: Any, workspace: str, invited_at: datetime, updated_a
     """A row with the table's defaults (projections/schema.sql)."""
     row = dict.fromkeys(ACCOUNT_COLUMNS)
     row.update(account_id=account_id, workspace=workspace, resources=[], status="pending", invited_at=invited_at,
-               sign_ins=0, updated_at=updated_at)
+               sign_ins=0, updated_at=updated_at, recent_sign_ins=[])
     return row
 
 
@@ -152,6 +154,29 @@ def signed_in(at: datetime, signed_in_at: datetime) -> Fold:
         row = dict(row)
         row["last_sign_in_at"] = _greatest(row["last_sign_in_at"], signed_in_at)
         row["sign_ins"] = (row["sign_ins"] or 0) + 1
+        row["updated_at"] = _greatest(row["updated_at"], at)
+        return row
+    return fold
+
+
+def sign_in_attempt(at: datetime, data: dict[str, Any], outcome: str) -> Fold:
+    """The access tab's recent login activity: each sign-in or failed attempt (method, time, address,
+    browser), newest first, the last RECENT_SIGN_INS kept. Folded in the account's event order,
+    which Kafka keeps (one key), so live and replay keep the same ones."""
+    attempted_at = data.get("at") or at
+    entry = {
+        "at": attempted_at.isoformat() if isinstance(attempted_at, datetime) else str(attempted_at),
+        "method": data.get("method"),
+        "outcome": outcome,
+        "ip": data.get("ip"),
+        "user_agent": data.get("user_agent"),
+    }
+
+    def fold(row: Row | None) -> Row | None:
+        if row is None:
+            return None
+        row = dict(row)
+        row["recent_sign_ins"] = [entry, *(row.get("recent_sign_ins") or [])][:RECENT_SIGN_INS]
         row["updated_at"] = _greatest(row["updated_at"], at)
         return row
     return fold
@@ -295,7 +320,9 @@ EFFECTS: dict[str, Callable[[Fact], list[Effect]]] = {
     "AccessReenabled": _changed(lambda e: {"status": e.data["status"], "disabled_at": None, "disabled_by": None,
                                            "disabled_reason": None}),
     "InviteResent": _changed(lambda e: {"status": "pending"}),
-    "SignedIn": lambda e: [(ACCOUNTS, (e.aggregate_id,), signed_in(e.at, e.data["at"]))],
+    "SignedIn": lambda e: [(ACCOUNTS, (e.aggregate_id,), signed_in(e.at, e.data["at"])),
+                           (ACCOUNTS, (e.aggregate_id,), sign_in_attempt(e.at, e.data, "signed_in"))],
+    "VerificationFailed": lambda e: [(ACCOUNTS, (e.aggregate_id,), sign_in_attempt(e.at, e.data, "failed"))],
     "TripFirstShared": _trip_shared,
     "TripShared": _trip_shared,
 }

@@ -85,8 +85,13 @@ class Delivery(BaseModel):
 
 
 class SignIn(BaseModel):
+    """One sign-in attempt: a success (SignedIn) or a wrong code or password (VerificationFailed)."""
+
     at: datetime
     method: str = Field(examples=["magic_link"])
+    outcome: Literal["signed_in", "failed"] = "signed_in"
+    ip: str | None = Field(None, description="The client's address, as the API saw it through trusted proxies")
+    user_agent: str | None = None
 
 
 class AccountDetail(AccountSummary):

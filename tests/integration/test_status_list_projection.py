@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from projections import deliveries
+from projections import deliveries, queries
 from projections.projector import Projector
 from tests.helpers import unique
 from tests.integration.envelopes import AccountStory, project
@@ -107,3 +107,36 @@ async def test_delivery_projected_before_the_account_is_caught_up(pg_pool):
     assert await deliveries.on_delivery(story.delivery("suppressed"), Projector(pg_pool)) is True
     await project(pg_pool, story.created(), story.invite_sent())
     assert (await _row(pg_pool, story))["last_delivery_status"] == "suppressed"
+
+
+async def test_recent_login_activity_keeps_sign_ins_and_failures_newest_first(pg_pool):
+    """The access tab's recent sign-in activity: each SignedIn and VerificationFailed, with method,
+    time, address and browser, newest first, the last ten; a redelivered one changes nothing."""
+    story = AccountStory(unique(), f"{unique('sia')}@example.com")
+    await project(pg_pool, story.created(), story.invite_sent(), story.activated())
+    signed = story.other("SignedIn", {"method": "claim", "at": story.at.isoformat(), "ip": "203.0.113.9",
+                                      "user_agent": "Firefox"})
+    failed = story.other("VerificationFailed", {"method": "code", "at": (story.at + timedelta(hours=2)).isoformat(),
+                                                "failures": 1, "ip": "203.0.113.10", "user_agent": "curl"})
+    assert await project(pg_pool, signed, failed, failed) == [True, True, False]
+    later = [story.other("SignedIn", {"method": "code", "at": (story.at + timedelta(hours=3, minutes=i)).isoformat()})
+             for i in range(12)]
+    await project(pg_pool, *later)
+
+    view = await queries.get_account(pg_pool, story.workspace, story.account_id)
+    recent = view["recent_sign_ins"]
+    assert len(recent) == 10 and all(r["outcome"] == "signed_in" and r["method"] == "code" for r in recent)
+    assert [r["at"] for r in recent] == sorted((r["at"] for r in recent), reverse=True)
+    assert view["sign_ins"] == 13 and view["last_sign_in_at"] == story.at + timedelta(hours=3, minutes=11)
+
+    short = AccountStory(unique(), f"{unique('sib')}@example.com")
+    await project(pg_pool, short.created(), short.invite_sent(), short.activated())
+    await project(pg_pool, short.other("SignedIn", {"method": "claim", "at": short.at.isoformat(), "ip": "198.51.100.1",
+                                                    "user_agent": "Firefox"}),
+                  short.other("VerificationFailed", {"method": "password", "at": (short.at + timedelta(hours=1)).isoformat(),
+                                                     "failures": 1, "ip": "198.51.100.2"}))
+    recent = (await queries.get_account(pg_pool, short.workspace, short.account_id))["recent_sign_ins"]
+    assert [(r["outcome"], r["method"], r["ip"]) for r in recent] == [
+        ("failed", "password", "198.51.100.2"), ("signed_in", "claim", "198.51.100.1")
+    ]
+    assert recent[1]["user_agent"] == "Firefox"
