@@ -53,7 +53,7 @@ async def test_magic_link_from_the_email(system, smtp_server):  # noqa: F811
         assert (await client.get(link)).status_code == 200  # a scanner's GET spends nothing
         signed = await client.post(link, headers=JSON, json={})
         assert signed.status_code == 200, signed.text
-        session = await client.get(f"/portal/{ws}/session", cookies={"porchlight_session": signed.cookies["porchlight_session"]})
+        session = await client.get(f"/portal/{ws}/session", headers={"Cookie": "porchlight_session=" + signed.cookies["porchlight_session"]})
         assert session.status_code == 200 and session.json()["email"] == email
         assert (await client.post(link, headers=JSON, json={})).status_code == 410
 
@@ -85,7 +85,7 @@ async def test_password_reset_from_the_email_ends_the_old_session(system, smtp_s
         assert (await client.get(link)).status_code == 200
         done = await client.post(link, headers=JSON, json={"password": "marmalade lighthouse 1987"})
         assert done.status_code == 200, done.text
-        assert (await client.get(f"/portal/{ws}/session", cookies={"porchlight_session": old})).status_code == 401
+        assert (await client.get(f"/portal/{ws}/session", headers={"Cookie": f"porchlight_session={old}"})).status_code == 401
         signed = await client.post(f"/portal/{ws}/sign-in/password", headers=JSON,
                                    json={"email": email, "password": "marmalade lighthouse 1987"})
         assert signed.status_code == 200
