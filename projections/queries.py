@@ -176,9 +176,15 @@ async def list_accounts(
         where.clauses.append(f"({key}, account_id) {after} ({where.arg(after_key)}, {where.arg(after_id)})")
 
     # One row more than asked tells whether there is a next page without a count query.
+    select = f"SELECT {_COLUMNS}, {key} AS sort_key FROM account_status WHERE {where.sql()}"
+    if filters.resource_type and filters.resource_id:
+        # A resource's accounts are few: find them by the resources index, then sort. Left to
+        # itself the planner sometimes walks the sort key's index instead, filtering row by row
+        # until a page is full (tens of ms on 100,000 accounts).
+        select = f"WITH matched AS MATERIALIZED ({select}) SELECT * FROM matched"
+        key = "sort_key"
     rows = await pool.fetch(
-        f"SELECT {_COLUMNS}, {key} AS sort_key FROM account_status WHERE {where.sql()} "
-        f"ORDER BY {key} {direction}, account_id {direction} LIMIT {where.arg(limit + 1)}",
+        f"{select} ORDER BY {key} {direction}, account_id {direction} LIMIT {where.arg(limit + 1)}",
         *where.args,
     )
     page = [_as_view(r) for r in rows[:limit]]
