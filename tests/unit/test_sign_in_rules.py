@@ -32,7 +32,7 @@ def test_password_rules(password, refused):
 
 def test_hashes_are_argon2id_and_verify_costs_the_same_without_a_hash():
     hashed = passwords.hash_password("violet tangerine harbour 42")
-    assert hashed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert hashed.startswith("$argon2id$v=19$m=19456,t=4,p=1$")
     assert passwords.verify(hashed, "violet tangerine harbour 42")
     assert not passwords.verify(hashed, "violet tangerine harbour 43")
     assert not passwords.verify(None, "no account has this password")  # the dummy never opens anything
