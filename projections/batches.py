@@ -20,7 +20,6 @@ transient failure backs off and nacks the batch, which comes again from its firs
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -75,30 +74,6 @@ def _access_claim(event: AccessEventV1) -> Claim:
 
 def _outcome_claim(outcome: DeliveryOutcomeV1) -> Claim:
     return (outcome.delivery_id, outcome.attempt, outcome.event_id, None)
-
-
-# FastStream parses a batch as one message, decoding every record's headers and body: one
-# header that is not UTF-8 would fail the whole batch there, before any handler could single
-# it out, and the batch would come back forever. So the subscriber parses with headers it can
-# decode, keeps the records as they came (the handler checks each one), and leaves the bodies
-# undecoded (the handler parses each record itself).
-async def parse_batch(records: tuple[Any, ...], original: Callable[..., Awaitable[Any]]) -> Any:
-    message = await original(tuple(_decodable(record) for record in records))
-    message.raw_message = records
-    return message
-
-
-async def raw_bodies(message: Any, original: Callable[..., Awaitable[Any]]) -> list[bytes]:
-    return [record.value for record in message.raw_message]
-
-
-def _decodable(record: Any) -> Any:
-    try:
-        for _, value in record.headers:
-            value.decode()
-    except UnicodeDecodeError:
-        return dataclasses.replace(record, headers=[])
-    return record
 
 
 @functools.cache

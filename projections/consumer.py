@@ -25,6 +25,7 @@ from faststream.kafka import KafkaBroker
 
 from projections import batches, deliveries, status_list
 from projections.projector import EventSource, Projector, ProjectorStats
+from services.common import batch_records
 from services.common.dead_letters import dead_letter_middleware
 from services.common.event_routing import subscribe_by_type
 from services.common.kafka import batch_timeout_ms, broker_logger, consumer_options
@@ -65,8 +66,8 @@ def create_projector(
             batch=True,
             max_records=settings.projector_batch_max,
             batch_timeout_ms=batch_timeout_ms(settings),
-            parser=batches.parse_batch,
-            decoder=batches.raw_bodies,
+            parser=batch_records.parse_batch,
+            decoder=batch_records.raw_bodies,
             **subscriber_options,
         )(batches.on_access_batch)
     else:
@@ -90,8 +91,8 @@ def create_projector(
             batch=True,
             max_records=settings.projector_batch_max,
             batch_timeout_ms=batch_timeout_ms(settings),
-            parser=batches.parse_batch,
-            decoder=batches.raw_bodies,
+            parser=batch_records.parse_batch,
+            decoder=batch_records.raw_bodies,
             **subscriber_options,
         )(batches.on_delivery_batch)
     else:

@@ -1,0 +1,34 @@
+"""How every batch consumer (projector, notifier, autoinvite) lets FastStream parse a fetched batch.
+
+FastStream parses a batch as one message, decoding every record's headers and body: one
+header that is not UTF-8 would fail the whole batch there, before any handler could single
+it out, and the batch would come back forever. So a batch subscriber parses with the headers
+it can decode (`parse_batch`), keeps the records as they came on the message (the handler
+checks each one and dead-letters the bad ones), and leaves the bodies undecoded
+(`raw_bodies`: the handler parses each record itself).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+async def parse_batch(records: tuple[Any, ...], original: Callable[..., Awaitable[Any]]) -> Any:
+    message = await original(tuple(_decodable(record) for record in records))
+    message.raw_message = records
+    return message
+
+
+async def raw_bodies(message: Any, original: Callable[..., Awaitable[Any]]) -> list[bytes]:
+    return [record.value for record in message.raw_message]
+
+
+def _decodable(record: Any) -> Any:
+    try:
+        for _, value in record.headers:
+            value.decode()
+    except UnicodeDecodeError:
+        return dataclasses.replace(record, headers=[])
+    return record
