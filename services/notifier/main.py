@@ -19,7 +19,7 @@ from services.common.database import create_pool, describe
 from services.common.consumer_errors import DATABASE
 from services.common.dead_letters import configure, dead_letter_middleware, stop_consuming
 from services.common.heartbeat import run_heartbeat
-from services.common.kafka import broker_logger
+from services.common.kafka import broker_logger, consumer_options, create_producer
 from services.common.probes import database_probe, tcp_probe
 from services.common.reset_watcher import watch_broker_resets
 from services.common.settings import NotifierSettings
@@ -60,7 +60,7 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
         # Tansu forgets committed offsets on restart; start from the beginning and let the
         # ledger skip what was sent already, rather than miss what arrived while we were down.
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        **consumer_options(settings, on_email_path=True),
         # A fetched batch is claimed, sent and recorded together: a round trip per step, not per
         # message. Its accounts are sent in parallel, each account's messages in order.
         batch=True,
@@ -85,7 +85,10 @@ async def run(settings: NotifierSettings) -> None:
     heartbeat: asyncio.Task | None = None
     resets: asyncio.Task | None = None
     retries: asyncio.Task | None = None
+    producer = create_producer(settings.kafka_bootstrap_servers, client_id="porchlight-notifier-outcomes")
     try:
+        await producer.start()
+        notifier.producer = producer
         notifier.pool = pool
         notifier.gmail = seams.GmailRouter.from_settings(settings, pool, notifier.email)
         # A failed send counts toward dead-lettering only while PostgreSQL and the relay answer.
@@ -111,13 +114,18 @@ async def run(settings: NotifierSettings) -> None:
             retries.cancel()
             await asyncio.gather(retries, return_exceptions=True)
         # Shielded: the caller's cancellation must not cut the graceful stop short.
-        await asyncio.shield(_shutdown(broker, heartbeat, pool, notifier))
+        await asyncio.shield(_shutdown(broker, heartbeat, pool, notifier, producer))
 
 
-async def _shutdown(broker: KafkaBroker, heartbeat: asyncio.Task | None, pool, notifier: Notifier) -> None:
+async def _shutdown(broker: KafkaBroker, heartbeat: asyncio.Task | None, pool, notifier: Notifier, producer) -> None:
     # Ends a retry backoff at once (the message stays unacknowledged, so it comes again after
     # the restart), then waits for an in-flight handler, so its ledger commit and ack finish.
     await stop_consuming(broker)
+    await producer.stop()  # after the handlers: their outcomes are flushed first
+    try:
+        await notifier.flush_marks()
+    except Exception as exc:  # noqa: BLE001 - unmarked outcomes are only published again by the outbox
+        log.warning("could not mark the last outcomes published: %s: %s", type(exc).__name__, exc)
     for provider in (notifier.gmail, notifier.email, notifier.sms):
         if provider is not None:
             await provider.close()  # QUIT the SMTP connections kept open between messages, and the like
