@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import asyncpg
+
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
 from contracts import DeliveryOutcomeV1
-from services.common.database import create_pool, describe
+from services.common.database import describe
 from services.common.consumer_errors import DATABASE
 from services.common.dead_letters import configure, dead_letter_middleware, stop_consuming
 from services.common.heartbeat import run_heartbeat
@@ -81,7 +83,10 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
 async def run(settings: NotifierSettings) -> None:
     """Run the notifier until cancelled, then stop consuming, beating and the pool, in that order."""
     broker, notifier = create_notifier(settings)
-    pool = await create_pool(settings.database_url, max_size=5)
+    # No session reset on release: asyncpg's default (advisory unlock, CLOSE ALL, UNLISTEN, RESET
+    # ALL) is a round trip to PostgreSQL per release (two a batch here), and this process sets
+    # no session state (no LISTEN, session locks or SET). An open transaction is still rolled back.
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=5, reset=_no_session_state)
     heartbeat: asyncio.Task | None = None
     resets: asyncio.Task | None = None
     retries: asyncio.Task | None = None
@@ -115,6 +120,10 @@ async def run(settings: NotifierSettings) -> None:
             await asyncio.gather(retries, return_exceptions=True)
         # Shielded: the caller's cancellation must not cut the graceful stop short.
         await asyncio.shield(_shutdown(broker, heartbeat, pool, notifier, producer))
+
+
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    """The pool's reset: nothing to undo (see run)."""
 
 
 async def _shutdown(broker: KafkaBroker, heartbeat: asyncio.Task | None, pool, notifier: Notifier, producer) -> None:
