@@ -19,13 +19,12 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from faststream import Context
-from faststream.kafka.annotations import KafkaMessage
 
 from contracts.shares import TripShareV1
+from services.common.context import KafkaMessage, LoopContext  # on the loop: no thread hop per parameter
 from services.common.dead_letters import RECORD_FAILURES, RecordFailures
 
-Failures = Annotated[RecordFailures, Context(RECORD_FAILURES)]
+Failures = Annotated[RecordFailures, LoopContext(RECORD_FAILURES)]
 
 
 def parse(record: Any) -> TripShareV1:
@@ -59,10 +58,10 @@ def _decodable(record: Any) -> Any:
 async def on_share_batch(
     bodies: list[bytes],
     message: KafkaMessage,
-    app: Annotated[Any, Context("portal_access")],
-    stats: Annotated[Any, Context("autoinvite_stats")],
+    app: Annotated[Any, LoopContext("portal_access")],
+    stats: Annotated[Any, LoopContext("autoinvite_stats")],
     failures: Failures,
-    subscriber: Annotated[Any, Context("handler_", default=None)],
+    subscriber: Annotated[Any, LoopContext("handler_", default=None)],
 ) -> None:
     """A fetched batch of share events (`bodies` undecoded: each record is parsed on its own)."""
     from services.autoinvite.consumer import handle  # the one-share step, shared with the typed handler

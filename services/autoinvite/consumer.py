@@ -18,13 +18,14 @@ import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
 from contracts.shares import TripShareV1
 from services.autoinvite import batch
+from services.common.context import LoopContext
 from services.common.dead_letters import dead_letter_middleware
-from services.common.kafka import broker_logger
+from services.common.kafka import batch_timeout_ms, broker_logger, consumer_options
 from services.common.settings import AutoinviteSettings
 
 log = logging.getLogger("porchlight.autoinvite")
@@ -63,7 +64,8 @@ def create_autoinvite(settings: AutoinviteSettings, app: Any, stats: AutoinviteS
     options = dict(
         group_id=settings.autoinvite_group_id,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        # Not on the invite-to-email path: a longer fetch wait, less CPU spent polling while idle.
+        **consumer_options(settings, on_email_path=False),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="autoinvite.trip-shares",
     )
@@ -74,7 +76,7 @@ def create_autoinvite(settings: AutoinviteSettings, app: Any, stats: AutoinviteS
             settings.trip_shares_topic,
             batch=True,
             max_records=settings.autoinvite_batch_max,
-            batch_timeout_ms=settings.kafka_fetch_max_wait_ms,
+            batch_timeout_ms=batch_timeout_ms(settings),
             parser=batch.parse_batch,
             decoder=batch.raw_bodies,
             description=about + "; a fetched batch at a time, each record a TripShareV1 (see trip-share-v1.json)",
@@ -90,8 +92,8 @@ def create_autoinvite(settings: AutoinviteSettings, app: Any, stats: AutoinviteS
 
 async def on_trip_share(
     msg: TripShareV1,
-    app: Annotated[Any, Context("portal_access")],
-    stats: Annotated[AutoinviteStats, Context("autoinvite_stats")],
+    app: Annotated[Any, LoopContext("portal_access")],
+    stats: Annotated[AutoinviteStats, LoopContext("autoinvite_stats")],
 ) -> None:
     """One share (AUTOINVITE_BATCH_MAX=1): FastStream validates it against the contract."""
     await handle(msg, app, stats)

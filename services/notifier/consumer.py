@@ -61,6 +61,14 @@ class Notifier:
     def __init__(self, settings: NotifierSettings, outcomes: Any, *, email=None, sms=None) -> None:
         self.settings = settings
         self.outcomes = outcomes  # the FastStream publisher of porchlight.deliveries.v1
+        # A plain producer for the same topic, attached by main.run: FastStream's publisher costs
+        # a middleware chain per message and sends with no linger, so a batch's outcomes went as
+        # many produce requests; this one batches them (kafka.create_producer's linger).
+        self.producer: Any = None
+        # Published outcomes not yet marked so in the ledger: marked together by the retry loop
+        # (flush_marks), a round trip a second rather than one per batch. A mark lost in a crash
+        # only has the outbox publish that outcome again (consumers dedupe on delivery_id).
+        self._to_mark: list[Row] = []
         self.email = email if email is not None else seams.email_provider(settings)
         self.sms = sms if sms is not None else seams.sms_provider(settings)
         self.gmail: Any = None  # GmailRouter, attached by main.run once the pool exists
@@ -318,6 +326,7 @@ class Notifier:
 
     async def publish_unpublished(self, limit: int = 500) -> int:
         """The outbox: outcomes recorded but not published (a crash in between; webhooks)."""
+        await self.flush_marks()  # first: what is on the topic already is not published again
         async with self.pool.acquire() as conn:
             rows = await ledger.unpublished(conn, older_than=self.settings.notifier_outbox_grace_seconds, limit=limit)
         await self.publish(rows, [])
@@ -332,15 +341,34 @@ class Notifier:
         everything = rows + repeats
         if not everything:
             return
-        futures = [
-            await self.outcomes.publish(
-                row.outcome().model_dump_json().encode(), key=str(row.account_id).encode(),
-                headers={"content-type": "application/json"}, no_confirm=True,
-            )
-            for row in everything
-        ]
+        if self.producer is not None:
+            topic, headers = self.settings.deliveries_topic, [("content-type", b"application/json")]
+            futures = [
+                await self.producer.send(
+                    topic, row.outcome().model_dump_json().encode(), key=str(row.account_id).encode(), headers=headers
+                )
+                for row in everything
+            ]
+        else:
+            futures = [
+                await self.outcomes.publish(
+                    row.outcome().model_dump_json().encode(), key=str(row.account_id).encode(),
+                    headers={"content-type": "application/json"}, no_confirm=True,
+                )
+                for row in everything
+            ]
         await asyncio.gather(*futures)
-        await ledger.mark_published(self.pool, rows)
+        self._to_mark.extend(rows)
+
+    async def flush_marks(self) -> int:
+        """Mark the outcomes published since the last call (the outbox's bookkeeping)."""
+        rows, self._to_mark = self._to_mark, []
+        try:
+            await ledger.mark_published(self.pool, rows)
+        except BaseException:
+            self._to_mark[:0] = rows  # next time
+            raise
+        return len(rows)
 
     def _log(self, rows: list[Row], repeats: list[Row]) -> None:
         """A line per batch at INFO; a line per delivery at DEBUG, or WARNING when it failed.

@@ -16,20 +16,20 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from faststream import Context
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from contracts.access import ENVELOPES, TYPE_HEADER, AccessEventV1, parse_access_event
 from services.common.consumer_errors import Unprocessable
+# Resolved on the event loop: faststream's own Context costs a thread hop per parameter and batch.
+from services.common.context import KafkaMessage, LoopContext
 from services.common.dead_letters import RECORD_FAILURES, RecordFailures
 from services.notifier import team
 from services.notifier.consumer import Notifier, Plan
 
 log = logging.getLogger("porchlight.notifier")
 
-NotifierContext = Annotated[Notifier, Context("notifier")]
-Failures = Annotated[RecordFailures, Context(RECORD_FAILURES)]
+NotifierContext = Annotated[Notifier, LoopContext("notifier")]
+Failures = Annotated[RecordFailures, LoopContext(RECORD_FAILURES)]
 
 
 class RenderFailed(Unprocessable):
@@ -80,7 +80,7 @@ async def on_access_batch(
     message: KafkaMessage,
     notifier: NotifierContext,
     failures: Failures,
-    subscriber: Annotated[Any, Context("handler_", default=None)],
+    subscriber: Annotated[Any, LoopContext("handler_", default=None)],
 ) -> None:
     """A fetched batch of access events (`bodies` are left undecoded: each record is parsed here)."""
     records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)

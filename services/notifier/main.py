@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import asyncpg
+
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
 from contracts import DeliveryOutcomeV1
-from services.common.database import create_pool, describe
+from services.common.database import describe
 from services.common.consumer_errors import DATABASE
 from services.common.dead_letters import configure, dead_letter_middleware, stop_consuming
 from services.common.heartbeat import run_heartbeat
-from services.common.kafka import broker_logger
+from services.common.kafka import broker_logger, consumer_options, create_producer
 from services.common.probes import database_probe, tcp_probe
 from services.common.reset_watcher import watch_broker_resets
 from services.common.settings import NotifierSettings
@@ -60,7 +62,7 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
         # Tansu forgets committed offsets on restart; start from the beginning and let the
         # ledger skip what was sent already, rather than miss what arrived while we were down.
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        **consumer_options(settings, on_email_path=True),
         # A fetched batch is claimed, sent and recorded together: a round trip per step, not per
         # message. Its accounts are sent in parallel, each account's messages in order.
         batch=True,
@@ -81,11 +83,17 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
 async def run(settings: NotifierSettings) -> None:
     """Run the notifier until cancelled, then stop consuming, beating and the pool, in that order."""
     broker, notifier = create_notifier(settings)
-    pool = await create_pool(settings.database_url, max_size=5)
+    # No session reset on release: asyncpg's default (advisory unlock, CLOSE ALL, UNLISTEN, RESET
+    # ALL) is a round trip to PostgreSQL per release (two a batch here), and this process sets
+    # no session state (no LISTEN, session locks or SET). An open transaction is still rolled back.
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=5, reset=_no_session_state)
     heartbeat: asyncio.Task | None = None
     resets: asyncio.Task | None = None
     retries: asyncio.Task | None = None
+    producer = create_producer(settings.kafka_bootstrap_servers, client_id="porchlight-notifier-outcomes")
     try:
+        await producer.start()
+        notifier.producer = producer
         notifier.pool = pool
         notifier.gmail = seams.GmailRouter.from_settings(settings, pool, notifier.email)
         # A failed send counts toward dead-lettering only while PostgreSQL and the relay answer.
@@ -111,13 +119,22 @@ async def run(settings: NotifierSettings) -> None:
             retries.cancel()
             await asyncio.gather(retries, return_exceptions=True)
         # Shielded: the caller's cancellation must not cut the graceful stop short.
-        await asyncio.shield(_shutdown(broker, heartbeat, pool, notifier))
+        await asyncio.shield(_shutdown(broker, heartbeat, pool, notifier, producer))
 
 
-async def _shutdown(broker: KafkaBroker, heartbeat: asyncio.Task | None, pool, notifier: Notifier) -> None:
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    """The pool's reset: nothing to undo (see run)."""
+
+
+async def _shutdown(broker: KafkaBroker, heartbeat: asyncio.Task | None, pool, notifier: Notifier, producer) -> None:
     # Ends a retry backoff at once (the message stays unacknowledged, so it comes again after
     # the restart), then waits for an in-flight handler, so its ledger commit and ack finish.
     await stop_consuming(broker)
+    await producer.stop()  # after the handlers: their outcomes are flushed first
+    try:
+        await notifier.flush_marks()
+    except Exception as exc:  # noqa: BLE001 - unmarked outcomes are only published again by the outbox
+        log.warning("could not mark the last outcomes published: %s: %s", type(exc).__name__, exc)
     for provider in (notifier.gmail, notifier.email, notifier.sms):
         if provider is not None:
             await provider.close()  # QUIT the SMTP connections kept open between messages, and the like
