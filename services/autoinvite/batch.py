@@ -15,8 +15,6 @@ already decided is recognised by its trip (`already_handled`) and changes nothin
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 
@@ -31,28 +29,6 @@ def parse(record: Any) -> TripShareV1:
     for _, value in record.headers:  # what FastStream's parser would have refused, for this record alone
         value.decode()
     return TripShareV1.model_validate_json(record.value)
-
-
-# FastStream decodes a batch's headers and bodies as one message: one header that is not UTF-8
-# would fail the whole batch before the handler could single it out. So the batch is parsed with
-# headers it can decode, and the bodies are left as they came (each record is parsed above).
-async def parse_batch(records: tuple[Any, ...], original: Callable[..., Awaitable[Any]]) -> Any:
-    message = await original(tuple(_decodable(record) for record in records))
-    message.raw_message = records
-    return message
-
-
-async def raw_bodies(message: Any, original: Callable[..., Awaitable[Any]]) -> list[bytes]:
-    return [record.value for record in message.raw_message]
-
-
-def _decodable(record: Any) -> Any:
-    try:
-        for _, value in record.headers:
-            value.decode()
-    except UnicodeDecodeError:
-        return dataclasses.replace(record, headers=[])
-    return record
 
 
 async def on_share_batch(

@@ -23,6 +23,7 @@ from faststream.kafka import KafkaBroker
 
 from contracts.shares import TripShareV1
 from services.autoinvite import batch
+from services.common import batch_records
 from services.common.context import LoopContext
 from services.common.dead_letters import dead_letter_middleware
 from services.common.kafka import batch_timeout_ms, broker_logger, consumer_options
@@ -77,8 +78,8 @@ def create_autoinvite(settings: AutoinviteSettings, app: Any, stats: AutoinviteS
             batch=True,
             max_records=settings.autoinvite_batch_max,
             batch_timeout_ms=batch_timeout_ms(settings),
-            parser=batch.parse_batch,
-            decoder=batch.raw_bodies,
+            parser=batch_records.parse_batch,
+            decoder=batch_records.raw_bodies,
             description=about + "; a fetched batch at a time, each record a TripShareV1 (see trip-share-v1.json)",
             **options,
         )(batch.on_share_batch)

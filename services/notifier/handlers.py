@@ -11,9 +11,7 @@ nack of the batch, which then comes again (the ledger skips what was delivered).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from pydantic import ValidationError
@@ -51,28 +49,6 @@ def _parse(record: Any) -> AccessEventV1:
         except ValidationError:
             pass
     return parse_access_event(record.value)
-
-
-# As in the projector (projections/batches.py): FastStream would decode every record's headers
-# and body as one message, so one bad header would fail the whole batch forever. Keep the
-# records as they came; each is parsed here, alone.
-async def parse_batch(records: tuple[Any, ...], original: Callable[..., Awaitable[Any]]) -> Any:
-    message = await original(tuple(_decodable(record) for record in records))
-    message.raw_message = records
-    return message
-
-
-async def raw_bodies(message: Any, original: Callable[..., Awaitable[Any]]) -> list[bytes]:
-    return [record.value for record in message.raw_message]
-
-
-def _decodable(record: Any) -> Any:
-    try:
-        for _, value in record.headers:
-            value.decode()
-    except UnicodeDecodeError:
-        return dataclasses.replace(record, headers=[])
-    return record
 
 
 async def on_access_batch(

@@ -17,6 +17,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 
 from contracts import DeliveryOutcomeV1
+from services.common import batch_records
 from services.common.database import describe
 from services.common.consumer_errors import DATABASE
 from services.common.dead_letters import configure, dead_letter_middleware, stop_consuming
@@ -68,8 +69,8 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
         batch=True,
         max_records=settings.notifier_batch_max,
         batch_timeout_ms=settings.kafka_fetch_max_wait_ms,
-        parser=handlers.parse_batch,
-        decoder=handlers.raw_bodies,
+        parser=batch_records.parse_batch,
+        decoder=batch_records.raw_bodies,
         # Commit the offset only after the handler finished; on an error seek back so the
         # event comes again (never ACK_FIRST, which commits before the email is sent).
         ack_policy=AckPolicy.NACK_ON_ERROR,
