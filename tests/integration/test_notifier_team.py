@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from contracts.access import parse_access_event
-from tests.helpers import unique
+from tests.helpers import poll_until, unique
 from tests.integration.test_notifier import notifier_settings, publish, running
 
 pytestmark = pytest.mark.timeout(90)
@@ -26,7 +26,7 @@ def envelope(ws: str, type_: str, data: dict, *, account_id: uuid.UUID | None = 
 
 
 async def test_the_team_hears_of_an_accepted_invitation_at_the_address_its_settings_name(
-    base_env, smtp_server, kafka_bootstrap, topic_names
+    base_env, smtp_server, kafka_bootstrap, topic_names, pg_pool
 ):
     ws = unique("ws")
     old, team = f"{unique('old')}@example.com", f"{unique('team')}@example.com"
@@ -37,9 +37,22 @@ async def test_the_team_hears_of_an_accepted_invitation_at_the_address_its_setti
     activated = envelope(ws, "AccountActivated", {"invitation_id": str(uuid.uuid4()), "email": "ana@example.com",
                                                   "name": "Ana Lima"}, account_id=account_id, version=2)
     async with running(notifier_settings(base_env, smtp_server.port)):
-        # Workspace events are keyed by the workspace; publish them first, then the account's.
+        # Workspace events are keyed by the workspace, the account's by the account: different
+        # partitions, read in no set order. A workspace's settings precede its clients' claims by
+        # far in life; here the claim is published once the notifier has taken the change in.
         await publish(kafka_bootstrap, topic_names["access"], created, changed)
+
+        async def team_address():
+            return await pg_pool.fetchval(
+                "SELECT team_notify_email FROM notifier_workspaces WHERE workspace = $1", ws
+            )
+
+        assert await poll_until(lambda: _equals(team_address, team), what="the changed team address") is True
         await publish(kafka_bootstrap, topic_names["access"], activated)
         [notice] = await smtp_server.wait_for(team)
     assert "Ana Lima" in notice.part("plain")
     assert not smtp_server.recorder.to(old)
+
+
+async def _equals(read, expected) -> bool | None:
+    return True if await read() == expected else None
