@@ -47,7 +47,7 @@ async def test_the_team_hears_of_an_accepted_invitation_at_the_address_its_setti
                 "SELECT team_notify_email FROM notifier_workspaces WHERE workspace = $1", ws
             )
 
-        assert await poll_until(lambda: _equals(team_address, team), what="the changed team address") is True
+        assert await poll_until(lambda: _equals(team_address, team), timeout=30, what="the changed team address") is True
         await publish(kafka_bootstrap, topic_names["access"], activated)
         [notice] = await smtp_server.wait_for(team)
     assert "Ana Lima" in notice.part("plain")
