@@ -170,6 +170,7 @@ class AccountActivated(_Contract):
     # Added within v1, for the team's "invitation accepted" notice.
     email: str | None = None
     name: str | None = None
+    workspace_name: str | None = Field(None, description="The workspace's display name when the claim was made")
 
 
 class Sender(_Contract):

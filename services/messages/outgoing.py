@@ -170,7 +170,7 @@ def _account_activated(event: AccessEventV1, activated: AccountActivated, keys: 
     if not team_email:
         return []
     rendered = team.render_invitation_accepted(
-        team.neutral_branding(event.workspace), team_address=team_email, email=activated.email,
+        team.neutral_branding(activated.workspace_name or event.workspace), team_address=team_email, email=activated.email,
         name=activated.name, at=event.occurred_at,
     )
     return [_email("team_invitation_accepted", "team", team_email, rendered, slot="team:email", expires_at=None)]

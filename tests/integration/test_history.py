@@ -70,7 +70,8 @@ async def test_account_history_lists_the_account_and_invitation_events_oldest_fi
     assert created["email"] == "tess@example.com" and created["role"] == "customer"
     assert created["resources"] == [{"type": "trip", "id": "T-9"}] and created["invitation_id"] == invitation_id
     assert sent["account_id"] == account_id and sent["sender"]["sender_name"] == "Pride Travelers"
-    assert events[3]["data"] == {"invitation_id": invitation_id, "email": "tess@example.com", "name": "Tess Traveler"}
+    assert events[3]["data"] == {"invitation_id": invitation_id, "email": "tess@example.com", "name": "Tess Traveler",
+                                 "workspace_name": "Pride Travelers"}
 
 
 async def test_history_names_the_staff_member_who_invited_and_the_client_who_claimed(api, staff_token, claimed):

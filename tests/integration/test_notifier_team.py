@@ -15,8 +15,9 @@ from tests.integration.test_notifier import notifier_settings, publish, running
 pytestmark = pytest.mark.timeout(90)
 
 
-def envelope(ws: str, type_: str, data: dict, *, account_id: uuid.UUID | None = None, version: int = 1):
-    aggregate_id = account_id or uuid.uuid4()
+def envelope(ws: str, type_: str, data: dict, *, account_id: uuid.UUID | None = None, version: int = 1,
+             aggregate_id: uuid.UUID | None = None):
+    aggregate_id = aggregate_id or account_id or uuid.uuid4()
     return parse_access_event({
         "event_id": str(uuid.uuid4()), "type": type_, "workspace": ws,
         "account_id": str(account_id) if account_id else None, "aggregate_id": str(aggregate_id),
@@ -30,9 +31,12 @@ async def test_the_team_hears_of_an_accepted_invitation_at_the_address_its_setti
 ):
     ws = unique("ws")
     old, team = f"{unique('old')}@example.com", f"{unique('team')}@example.com"
+    workspace_id = uuid.uuid4()  # one aggregate: its events share a key and a partition, in order
     created = envelope(ws, "WorkspaceCreated", {"slug": ws, "settings": {"name": "Pride Travelers",
-                                                                        "team_notify_email": old}})
-    changed = envelope(ws, "WorkspaceSettingsChanged", {"changes": {"team_notify_email": team}}, version=2)
+                                                                        "team_notify_email": old}},
+                       aggregate_id=workspace_id)
+    changed = envelope(ws, "WorkspaceSettingsChanged", {"changes": {"team_notify_email": team}}, version=2,
+                       aggregate_id=workspace_id)
     account_id = uuid.uuid4()
     activated = envelope(ws, "AccountActivated", {"invitation_id": str(uuid.uuid4()), "email": "ana@example.com",
                                                   "name": "Ana Lima"}, account_id=account_id, version=2)

@@ -155,6 +155,15 @@ def test_an_accepted_invitation_tells_the_team_when_the_caller_knows_its_address
     assert "Ana Lima (ana@example.com) accepted the invitation" in out.email.text
 
 
+def test_an_accepted_invitation_names_the_workspace_the_claim_recorded():
+    data = {"invitation_id": str(INVITATION), "email": "ana@example.com", "name": "Ana Lima",
+            "workspace_name": "Pride <Travelers>"}
+    event = envelope("AccountActivated", data, actor=Actor(kind="client", id=str(ACCOUNT)))
+    [out] = send(event, team_notify_email="team@pride.example")
+    assert "Pride <Travelers> client portal" in out.email.subject
+    assert "Pride &lt;Travelers&gt;" in out.email.html and "Pride <Travelers>" not in out.email.html
+
+
 def test_a_lockout_tells_the_team_from_the_sender_on_the_event():
     data = {"at": AT.isoformat(), "until": (AT + timedelta(minutes=15)).isoformat(), "method": "code",
             "email": "ana@example.com", "ip": "203.0.113.9", "sender": SENDER}

@@ -94,7 +94,7 @@ class ClaimCommands:
         at = _now()
         actor = {"kind": "client", "id": str(account.id), "reason": None}
         invitation.claim(at=at, actor=actor)
-        account.activate(invitation_id=invitation.id, actor=actor)
+        account.activate(invitation_id=invitation.id, actor=actor, workspace_name=workspace.sender["workspace_name"])
         if password_hash is not None:
             account.set_password(at=at, reason="claim", actor=actor)
             extra_rows.append(credentials.store(account.id, password_hash))

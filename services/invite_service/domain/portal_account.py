@@ -101,14 +101,17 @@ class PortalAccount(Aggregate):
         if self.status != PENDING:
             raise InvalidState(f"The account is {self.status}, not pending.", allowed=self.allowed_actions)
 
-    def activate(self, invitation_id: UUID, actor: dict[str, Any]) -> None:
+    def activate(self, invitation_id: UUID, actor: dict[str, Any], workspace_name: str | None = None) -> None:
         self._check_pending()
-        # The address and name ride along for the team's "invitation accepted" notice.
-        self._activated(invitation_id=invitation_id, email=self.email, name=self.name, actor=actor)
+        # The address, the name and the workspace's name ride along for the team's
+        # "invitation accepted" notice (the notifier has no other record of them).
+        self._activated(invitation_id=invitation_id, email=self.email, name=self.name, actor=actor,
+                        workspace_name=workspace_name)
 
     @event("AccountActivated")
     def _activated(
-        self, invitation_id: UUID, actor: dict[str, Any], email: str | None = None, name: str | None = None
+        self, invitation_id: UUID, actor: dict[str, Any], email: str | None = None, name: str | None = None,
+        workspace_name: str | None = None,
     ) -> None:
         self.status = ACTIVE
         self.activated = True
