@@ -177,8 +177,12 @@ class Replay:
     async def _build_indexes(self) -> None:
         """The deferred indexes, two at a time on connections of their own (each index is built by
         one backend; a GIN index over trigrams takes longest)."""
-        # The applied-records' own index last: its table is being copied meanwhile.
-        pending = sorted(self._deferred_indexes, key=lambda indexdef: "projection_applied" in indexdef)
+        # The longest first, so that the two builders end together: a GIN index (the trigram
+        # index takes longest, and was last), then the widest. The applied-records' own index
+        # last: its table is being copied meanwhile.
+        pending = sorted(self._deferred_indexes, key=lambda indexdef: (
+            "projection_applied" in indexdef, "USING gin" not in indexdef, -indexdef.count(","),
+        ))
 
         async def builder() -> None:
             async with self._pool.acquire() as conn, conn.transaction():

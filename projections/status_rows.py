@@ -25,7 +25,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 Row = dict[str, Any]
-Fold = Callable[[Row | None], Row | None]  # the row before (None: none yet) -> after (None: leave none)
+# The row before (None: none yet) -> after (None: leave none). `owned`: the caller hands over a row
+# nobody else holds (replay's rows in memory), so the rule may change it in place instead of
+# copying it (the live projector keeps the row it read, to write back only what changed).
+Fold = Callable[..., Row | None]
 
 # A contact row made from a trip share has had no account event yet: its updated_at sorts
 # before any, so the first account event sets it as on a fresh row. In PostgreSQL that is
@@ -89,12 +92,12 @@ def account_created(
     company: str | None, phone: str | None, contact_id: str | None, resources: list[dict[str, Any]],
     invitation_id: Any,
 ) -> Fold:
-    def fold(row: Row | None) -> Row:
+    def fold(row: Row | None, owned: bool = False) -> Row:
         if row is None:
             row = new_account(account_id, workspace, at, at)
             row.update(invitation_id=invitation_id, invited_by=by)
         else:
-            row = dict(row)
+            row = row if owned else dict(row)
             _first_invite(row, at)
             row["invitation_id"] = row["invitation_id"] if row["invitation_id"] is not None else invitation_id
             row["invited_by"] = row["invited_by"] if row["invited_by"] is not None else by
@@ -110,13 +113,13 @@ def invite_sent(
     expires_at: datetime,
 ) -> Fold:
     """Who invited and when, and the newest invite's link and expiry (an older invite applied late changes neither)."""
-    def fold(row: Row | None) -> Row:
+    def fold(row: Row | None, owned: bool = False) -> Row:
         if row is None:
             row = new_account(account_id, workspace, at, at)
             row.update(email=email, name=name, invitation_id=invitation_id, invited_by=by, last_invite_sent_at=at,
                        expires_at=expires_at)
             return row
-        row = dict(row)
+        row = row if owned else dict(row)
         _first_invite(row, at)
         if row["email"] is None:
             row["email"] = email
@@ -136,10 +139,10 @@ def account_changed(at: datetime, **columns: Any) -> Fold:
     """A staff action or a claim on an existing account (activated, revoked, disabled, re-enabled,
     resent): the columns it sets. No row yet cannot happen in partition order (AccountCreated
     comes first); the event then changes nothing (the caller says so in the log)."""
-    def fold(row: Row | None) -> Row | None:
+    def fold(row: Row | None, owned: bool = False) -> Row | None:
         if row is None:
             return None
-        row = dict(row)
+        row = row if owned else dict(row)
         row.update(columns)
         row["updated_at"] = _greatest(row["updated_at"], at)
         return row
@@ -148,10 +151,10 @@ def account_changed(at: datetime, **columns: Any) -> Fold:
 
 def signed_in(at: datetime, signed_in_at: datetime) -> Fold:
     """A successful sign-in (a claim counts as the first): when the client last signed in, and how often."""
-    def fold(row: Row | None) -> Row | None:
+    def fold(row: Row | None, owned: bool = False) -> Row | None:
         if row is None:
             return None
-        row = dict(row)
+        row = row if owned else dict(row)
         row["last_sign_in_at"] = _greatest(row["last_sign_in_at"], signed_in_at)
         row["sign_ins"] = (row["sign_ins"] or 0) + 1
         row["updated_at"] = _greatest(row["updated_at"], at)
@@ -172,10 +175,10 @@ def sign_in_attempt(at: datetime, data: dict[str, Any], outcome: str) -> Fold:
         "user_agent": data.get("user_agent"),
     }
 
-    def fold(row: Row | None) -> Row | None:
+    def fold(row: Row | None, owned: bool = False) -> Row | None:
         if row is None:
             return None
-        row = dict(row)
+        row = row if owned else dict(row)
         row["recent_sign_ins"] = [entry, *(row.get("recent_sign_ins") or [])][:RECENT_SIGN_INS]
         row["updated_at"] = _greatest(row["updated_at"], at)
         return row
@@ -194,7 +197,7 @@ def trip_contact(
     as a sorted set (trips arrive on different partitions in any order). An account's row is never touched."""
     trip = {"type": "trip", "id": trip_id}
 
-    def fold(row: Row | None) -> Row | None:
+    def fold(row: Row | None, owned: bool = False) -> Row | None:
         if row is None:
             row = new_account(account_id, workspace, at, NEVER)
             row.update(email=email.strip(" ").lower() if email is not None else None, name=name, phone=phone,
@@ -202,7 +205,7 @@ def trip_contact(
             return row
         if row["status"] != "not_invited":
             return row
-        row = dict(row)
+        row = row if owned else dict(row)
         merged = {_resource_key(r): r for r in [*row["resources"], trip]}
         row["resources"] = [merged[k] for k in sorted(merged)]
         row["invited_at"] = _least(row["invited_at"], at)
@@ -224,14 +227,14 @@ def trip_traveler(
     email: str | None, phone: str | None, is_primary: bool, account_id: Any,
 ) -> Fold:
     """A trip's traveler as first seen (place, time, account), with the newest share's details."""
-    def fold(row: Row | None) -> Row:
+    def fold(row: Row | None, owned: bool = False) -> Row:
         if row is None:
             return {"workspace": workspace, "trip_id": trip_id, "traveler_key": key, "first_seen_at": at, "ord": ord,
                     "contact_id": contact_id, "name": name, "email": email, "phone": phone,
                     "is_primary": is_primary, "account_id": account_id, "updated_at": at}
         if row["updated_at"] > at:
             return row
-        row = dict(row)
+        row = row if owned else dict(row)
         for column, value in (("contact_id", contact_id), ("name", name), ("email", email), ("phone", phone)):
             if value is not None:
                 row[column] = value
@@ -266,7 +269,8 @@ def _plain(value: Any) -> Any:
 
 def _account_created(e: Fact) -> list[Effect]:
     d = e.data
-    resources = [{"type": r["type"], "id": r["id"]} for r in map(_plain, d.get("resources") or ())]
+    resources = d.get("resources")
+    resources = [{"type": r["type"], "id": r["id"]} for r in map(_plain, resources)] if resources else []
     return [(ACCOUNTS, (e.aggregate_id,), account_created(
         e.aggregate_id, e.workspace, e.at, e.by, email=d["email"], name=d.get("name"), role=d["role"],
         company=d.get("company"), phone=d.get("phone"), contact_id=d.get("contact_id"), resources=resources,
