@@ -8,7 +8,7 @@ values (`{"_type_": "uuid_hex", "_data_": ...}`, datetimes) are turned back into
 the transcoder's own registered transcodings: the same values the mapper would give. An
 event whose store is not the library's JSON transcoder, or that the fast path cannot read,
 goes through the mapper (`LogEnvelopes`' path), so the answer is the same either way
-(tests/unit/test_stored_facts.py).
+(tests/integration/test_replay.py compares a replay through it with the live projection).
 
 `StoredFact` holds what an envelope holds (the relay's `to_envelope`): workspace and
 account from the aggregate's first event, the actor, the time, and the event's payload
