@@ -36,6 +36,10 @@ def eventsourcing_env(database_url: str, **extra: str) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": "8",
         "POSTGRES_MAX_OVERFLOW": "8",
         "POSTGRES_LOCK_TIMEOUT": "5",
+        # `porchlight migrate` creates the tables (CREATE_TABLE=y there). Processes that all ran
+        # the library's CREATE TABLE IF NOT EXISTS at start raced each other's catalog updates
+        # ("tuple concurrently updated") when two API replicas started together.
+        "CREATE_TABLE": "n",
     }
     env.update(extra)
     return env
