@@ -42,8 +42,7 @@ class Stalling(SmtpRecorder):
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         if self.address in envelope.rcpt_tos and not self.stalled.is_set():
             self.stalled.set()
-            while not self.release.is_set():
-                await asyncio.sleep(0.02)
+            await asyncio.to_thread(self.release.wait, 60)  # held until the test lets it answer
             return "451 4.4.2 Too late"
         self.arrived_at.append(datetime.now(timezone.utc))
         return await super().handle_DATA(server, session, envelope)

@@ -3,17 +3,18 @@ so Kubernetes can probe them over HTTP (deploy/k8s/*.yaml)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
 from deploy.embedded import free_port
+from tests.helpers import poll_until
 
 
 def _get(url: str) -> tuple[int, dict]:
@@ -24,18 +25,15 @@ def _get(url: str) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def _poll(url: str, want: int, deadline_seconds: float = 60.0) -> tuple[int, dict]:
-    deadline = time.monotonic() + deadline_seconds
-    last: tuple[int, dict] | None = None
-    while time.monotonic() < deadline:
+async def _poll(url: str, want: int) -> tuple[int, dict]:
+    async def answered() -> tuple[int, dict] | None:
         try:
-            last = _get(url)
-            if last[0] == want:
-                return last
+            got = await asyncio.to_thread(_get, url)
         except OSError:
-            pass  # not listening yet
-        time.sleep(0.2)  # polling with a deadline, not waiting for a time
-    raise AssertionError(f"{url} never answered {want}; last {last}")
+            return None  # not listening yet
+        return got if got[0] == want else None
+
+    return await poll_until(answered, timeout=60, interval=0.2, what=f"{url} to answer {want}")
 
 
 # What each process's /readyz checks besides its event loop (the heartbeat's probes).
@@ -43,7 +41,7 @@ CHECKS = {"projector": {"database", "broker"}, "relay": {"database", "broker"}, 
 
 
 @pytest.mark.parametrize("process", sorted(CHECKS))
-def test_background_process_serves_health_and_readiness(base_env, process):
+async def test_background_process_serves_health_and_readiness(base_env, process):
     port = free_port()
     env = {**os.environ, **base_env, "METRICS_PORT": str(port), "METRICS_HOST": "127.0.0.1",
            "RELAY_NAME": f"probe-test-{port}", "PROJECTOR_GROUP_ID": f"probe-test-{port}"}
@@ -51,8 +49,8 @@ def test_background_process_serves_health_and_readiness(base_env, process):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
-        assert _poll(f"{base}/healthz", 200)[1] == {"status": "ok"}
-        status, body = _poll(f"{base}/readyz", 200)
+        assert (await _poll(f"{base}/healthz", 200))[1] == {"status": "ok"}
+        status, body = await _poll(f"{base}/readyz", 200)
         assert body["checks"] == {"loop": "ok", **{name: "ok" for name in CHECKS[process]}}
     finally:
         proc.terminate()
