@@ -26,13 +26,13 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 
-from pydantic import ValidationError
 
-from contracts.access import ENVELOPES, TYPE_HEADER, AccessEventV1, parse_access_event
+from contracts.access import AccessEventV1
 from contracts.deliveries import DeliveryOutcomeV1
 from projections import deliveries, status_list
 from projections.projector import Claim, Projector, ProjectorContext
 from projections.statements import waves
+from services.common import batch_records
 from services.common.context import KafkaMessage, LoopContext
 from services.common.dead_letters import RECORD_FAILURES, RecordFailures
 from services.common.event_routing import route
@@ -44,22 +44,7 @@ Failures = Annotated[RecordFailures, LoopContext(RECORD_FAILURES)]
 Subscriber = Annotated[Any, LoopContext("handler_", default=None)]
 
 
-def _parse(record: Any) -> AccessEventV1:
-    type_ = None
-    for name, value in record.headers:  # what FastStream's parser would have refused, for this record alone
-        decoded = value.decode()
-        if name == TYPE_HEADER:
-            type_ = decoded
-    # The type header names the typed envelope: validate once, straight from the bytes, rather
-    # than as the generic envelope and then again as the typed one (parse_access_event). Any
-    # doubt (no header, a body that disagrees) goes the long way, which says what is wrong.
-    typed = ENVELOPES.get(type_) if type_ else None
-    if typed is not None:
-        try:
-            return typed.model_validate_json(record.value)
-        except ValidationError:
-            pass
-    return parse_access_event(record.value)
+_parse = batch_records.parse_access_record
 
 
 def _parse_outcome(record: Any) -> DeliveryOutcomeV1:

@@ -14,11 +14,10 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from pydantic import ValidationError
 
-from contracts.access import ENVELOPES, TYPE_HEADER, AccessEventV1, parse_access_event
 from services.common.consumer_errors import Unprocessable
 # Resolved on the event loop: faststream's own Context costs a thread hop per parameter and batch.
+from services.common import batch_records
 from services.common.context import KafkaMessage, LoopContext
 from services.common.dead_letters import RECORD_FAILURES, RecordFailures
 from services.notifier import team
@@ -34,21 +33,7 @@ class RenderFailed(Unprocessable):
     """The event is valid but its message cannot be rendered: no retry will change that."""
 
 
-def _parse(record: Any) -> AccessEventV1:
-    kind = None
-    for name, value in record.headers:  # what FastStream's parser would have refused, for this record alone
-        decoded = value.decode()
-        if name == TYPE_HEADER:
-            kind = decoded
-    typed = ENVELOPES.get(kind) if kind else None
-    if typed is not None:
-        # Validated once, straight into its typed envelope (parse_access_event validates the
-        # generic envelope first); anything that does not fit takes the general path below.
-        try:
-            return typed.model_validate_json(record.value)
-        except ValidationError:
-            pass
-    return parse_access_event(record.value)
+_parse = batch_records.parse_access_record
 
 
 async def on_access_batch(
