@@ -46,6 +46,7 @@ from bench.invite_throughput import raw_commits
 from deploy import embedded
 from deploy.dev import DEMO_WORKSPACE, DevStack
 
+PHASES = ("burst", "latency", "bare")
 GOALS = {"emails_per_s": 230, "ours_ms": 4.0, "broker_ms": 1.0, "postgresql_ms": 1.5, "p99_ms": {50: 100, 200: 250}}
 PEERS = "peers (same machine, issue 18): Django+allauth 116 emails/s, 10.9 ms/invite; better-auth 94 emails/s, 11.3 ms/invite"
 
@@ -209,11 +210,22 @@ class Pipeline:
 
 
 def report(result: dict) -> None:
-    burst, config = result["burst"], result["config"]
-    print(f"\n{config['invites']} invites from {config['clients']} clients (closed loop); "
-          f"{config['notifiers']} notifier and {config['projectors']} projector process(es); "
+    config = result["config"]
+    print(f"\n{config['notifiers']} notifier and {config['projectors']} projector process(es); "
           f"{config['cpus']} CPUs, shared with everything else running on the machine "
           f"(load average {config['load_average_at_start']:.1f} at the start, {config['load_average_at_end']:.1f} at the end)")
+    if "burst" in result:
+        report_burst(result)
+    if result["latency"]:
+        report_latency(result)
+    if "bare" in result:
+        report_bare(result)
+    print(f"\n  {PEERS}")
+
+
+def report_burst(result: dict) -> None:
+    burst, config = result["burst"], result["config"]
+    print(f"\n  burst: {config['invites']} invites from {config['clients']} clients (closed loop)")
     print(f"  invites accepted/s              {burst['invites_per_s']:8.0f}")
     print(f"  emails/s, first request -> last {burst['emails_per_s']:8.0f}    goal >= {GOALS['emails_per_s']}")
     print(f"  backlog after the load ended    {burst['backlog_seconds']:8.1f} s")
@@ -237,12 +249,22 @@ def report(result: dict) -> None:
         if name in cpu:
             row(name, [name], f"<= {goal}" if goal else "(not ours)")
     print(f"  {'load generator':<16}{burst['load_generator_ms_per_invite']:>10.2f}{'':>22}   (not ours)")
+
+
+def report_latency(result: dict) -> None:
     print("\n  invite -> email, open loop          n     p50     p99     max  ms   goal p99")
     for rate, phase in result["latency"].items():
         lat = phase["latency_ms"]
         goal = GOALS["p99_ms"].get(int(float(rate)))
         print(f"  at {float(rate):5.0f}/s {'':21}{phase['invites']:>5}{lat['p50']:>8.1f}{lat['p99']:>8.1f}{lat['max']:>8.1f}"
               f"       {'<= ' + str(goal) if goal else ''}")
+    print("\n  CPU ms per invite over each open-loop phase (its window: first request to last email)")
+    for rate, phase in result["latency"].items():
+        cpu = phase["cpu_ms_per_invite"]
+        print(f"  at {float(rate):5.0f}/s  " + "  ".join(f"{name} {ms:.2f}" for name, ms in cpu.items()))
+
+
+def report_bare(result: dict) -> None:
     bare = result["bare"]
     print("\n  bare costs, same run, same servers (services stopped)")
     print(f"  one-row commits/s, 64 connections        {bare['one_row_commits_per_s']:8.0f}"
@@ -253,7 +275,6 @@ def report(result: dict) -> None:
     print(f"  Kafka produce, batched                   {bare['kafka_produce_ms']:8.3f} ms CPU/message")
     print(f"  Kafka consume, batched                   {bare['kafka_consume_ms']:8.3f} ms CPU/message"
           + (f"   (broker {bare['broker_ms_per_message']:.3f} ms per message in and out)" if "broker_ms_per_message" in bare else ""))
-    print(f"\n  {PEERS}")
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -273,21 +294,24 @@ def run(args: argparse.Namespace) -> dict:
         # Warm-up: connections, pools and every consumer's first fetch, outside the figures.
         pipeline.run_phase("warm", 20, args.clients, None, args.settle_timeout)
         result["idle_ms_per_s"] = pipeline.idle(args.idle_seconds)
-        _say(f"burst of {args.invites} invites")
-        burst = result["burst"] = pipeline.run_phase("burst", args.invites, args.clients, None, args.settle_timeout)
-        burst["cpu_ms_per_invite_less_idle"] = {
-            name: ms - result["idle_ms_per_s"].get(name, 0.0) * burst["window_seconds"] / args.invites
-            for name, ms in burst["cpu_ms_per_invite"].items()
-        }
+        if "burst" in args.phases:
+            _say(f"burst of {args.invites} invites")
+            burst = result["burst"] = pipeline.run_phase("burst", args.invites, args.clients, None, args.settle_timeout)
+            burst["cpu_ms_per_invite_less_idle"] = {
+                name: ms - result["idle_ms_per_s"].get(name, 0.0) * burst["window_seconds"] / args.invites
+                for name, ms in burst["cpu_ms_per_invite"].items()
+            }
         result["latency"] = {}
-        for rate in args.rates:
+        for rate in args.rates if "latency" in args.phases else ():
             _say(f"open loop at {rate:g}/s for {args.latency_seconds:g} s")
             # At most --invites, so a quick run stays quick however far the system is from the goal.
             count = max(1, min(args.invites, round(rate * args.latency_seconds)))
             result["latency"][str(rate)] = pipeline.run_phase(f"r{rate:g}-", count, args.clients, rate, args.settle_timeout)
-        _say("stopping the services; bare costs: one-row commits")
+        _say("stopping the services")
         pipeline.stop_services()
-        result["bare"] = pipeline.bare(args.bare_seconds, args.bare_messages)
+        if "bare" in args.phases:
+            _say("bare costs: one-row commits")
+            result["bare"] = pipeline.bare(args.bare_seconds, args.bare_messages)
         result["config"]["load_average_at_end"] = os.getloadavg()[0]
         result["config"]["seconds"] = time.monotonic() - _T0
         return result
@@ -308,6 +332,8 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="*", default=[50.0, 200.0], help="open-loop rates for latency")
     parser.add_argument("--latency-seconds", type=float, default=5.0,
                         help="seconds of load at each rate (at most --invites invites each)")
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES),
+                        help="which phases to run (all by default; the report shows those that ran)")
     parser.add_argument("--notifiers", type=int, default=1, help="notifier processes in the group")
     parser.add_argument("--projectors", type=int, default=1, help="projector processes in the group")
     parser.add_argument("--idle-seconds", type=float, default=3.0, help="seconds to measure idle CPU")
