@@ -22,7 +22,7 @@ from services.common.database import describe
 from services.common.consumer_errors import DATABASE
 from services.common.dead_letters import configure, dead_letter_middleware, stop_consuming
 from services.common.heartbeat import run_heartbeat
-from services.common.kafka import broker_logger, consumer_options, create_producer
+from services.common.kafka import broker_logger, consumer_options, create_producer, prompt_batches
 from services.common.probes import database_probe, tcp_probe
 from services.common.reset_watcher import watch_broker_resets
 from services.common.settings import NotifierSettings
@@ -57,7 +57,7 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
     broker.add_middleware(dead_letter_middleware(broker, settings.dlq_topic, consumer=PROCESS))
     notifier = Notifier(settings, outcomes)
     broker.context.set_global("notifier", notifier)
-    broker.subscriber(
+    subscriber = broker.subscriber(
         settings.access_topic,
         group_id=settings.notifier_group_id,
         # Tansu forgets committed offsets on restart; start from the beginning and let the
@@ -77,7 +77,10 @@ def create_notifier(settings: NotifierSettings) -> tuple[KafkaBroker, Notifier]:
         title="notifier-access-events",
         description="Access events, a fetched batch at a time. Each record is an access event envelope as the "
         "relay publishes it (relay-access-events); types that send nothing are acknowledged",
-    )(handlers.on_access_batch)
+    )
+    subscriber(handlers.on_access_batch)
+    # Records wait only in aiokafka's getmany, not in FastStream's sleep after an empty one.
+    prompt_batches(subscriber)
     return broker, notifier
 
 
