@@ -69,6 +69,7 @@ class Notifier:
         # (flush_marks), a round trip a second rather than one per batch. A mark lost in a crash
         # only has the outbox publish that outcome again (consumers dedupe on delivery_id).
         self._to_mark: list[Row] = []
+        self._publishing: set[asyncio.Task] = set()  # batches' outcomes awaiting the broker's ack
         self.email = email if email is not None else seams.email_provider(settings)
         self.sms = sms if sms is not None else seams.sms_provider(settings)
         self.gmail: Any = None  # GmailRouter, attached by main.run once the pool exists
@@ -128,7 +129,7 @@ class Notifier:
                 decided.append(row)  # suppressed before sending: an outcome already
         recorded = await self.send_and_record(to_send)
         repeats = [r for r in existing if r.status in ledger.OUTCOMES]
-        await self.publish(decided + recorded, repeats)
+        await self.publish(decided + recorded, repeats, wait=False)
         self._log(decided + recorded, existing)
 
     def lease_for(self, count: int) -> float:
@@ -334,10 +335,15 @@ class Notifier:
 
     # Publish.
 
-    async def publish(self, rows: list[Row], repeats: list[Row]) -> None:
-        """Outcomes to the deliveries topic, awaited together; then the outbox marks them.
+    async def publish(self, rows: list[Row], repeats: list[Row], *, wait: bool = True) -> None:
+        """Outcomes to the deliveries topic; once the broker has them all, the outbox marks them.
         Repeats (already published once) are published again: consumers dedupe on delivery_id,
-        and a crash after recording and before publishing must not lose an outcome."""
+        and a crash after recording and before publishing must not lose an outcome.
+
+        With `wait=False` (a consumed batch) this returns once the outcomes are handed to the
+        producer, and the broker's acknowledgement is awaited beside the next batch: the batch
+        is acknowledged without it, and the outbox (publish_unpublished) publishes an outcome
+        whose acknowledgement never came, since only acknowledged ones are marked."""
         everything = rows + repeats
         if not everything:
             return
@@ -357,8 +363,27 @@ class Notifier:
                 )
                 for row in everything
             ]
-        await asyncio.gather(*futures)
+        if wait:
+            await asyncio.gather(*futures)
+            self._to_mark.extend(rows)
+            return
+        task = asyncio.create_task(self._acknowledged(futures, rows))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _acknowledged(self, futures: list, rows: list[Row]) -> None:
+        try:
+            await asyncio.gather(*futures)
+        except Exception as exc:  # noqa: BLE001 - unmarked, so the outbox publishes them again
+            log.warning("%d outcomes were not acknowledged by the broker (%s: %s); the outbox will publish them",
+                        len(rows), type(exc).__name__, exc)
+            return
         self._to_mark.extend(rows)
+
+    async def published(self) -> None:
+        """Wait for the outcomes still waiting on the broker's acknowledgement (before a stop)."""
+        if self._publishing:
+            await asyncio.gather(*self._publishing, return_exceptions=True)
 
     async def flush_marks(self) -> int:
         """Mark the outcomes published since the last call (the outbox's bookkeeping)."""

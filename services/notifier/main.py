@@ -135,6 +135,7 @@ async def _shutdown(broker: KafkaBroker, heartbeat: asyncio.Task | None, pool, n
     # the restart), then waits for an in-flight handler, so its ledger commit and ack finish.
     await stop_consuming(broker)
     await producer.stop()  # after the handlers: their outcomes are flushed first
+    await notifier.published()  # acknowledged (or failed) by now: mark what was acknowledged
     try:
         await notifier.flush_marks()
     except Exception as exc:  # noqa: BLE001 - unmarked outcomes are only published again by the outbox
