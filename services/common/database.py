@@ -52,8 +52,20 @@ def describe(database_url: str) -> str:
     return f"{parsed.username or 'postgres'}@{host}{':' + str(parsed.port) if parsed.port else ''}{parsed.path}"
 
 
-async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size)
+async def create_pool(
+    database_url: str, *, min_size: int = 1, max_size: int = 10, session_state: bool = True
+) -> asyncpg.Pool:
+    """`session_state=False` for a process that leaves no session state on a released
+    connection (no SET, session advisory lock, open cursor or LISTEN): asyncpg's reset on
+    release (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) is then a round trip to
+    PostgreSQL per statement run through the pool, for nothing. An open transaction is still
+    rolled back on release."""
+    reset = None if session_state else _no_session_state
+    return await asyncpg.create_pool(database_url, min_size=min_size, max_size=max_size, reset=reset)
+
+
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    """The pool's reset where there is nothing to undo (see create_pool)."""
 
 
 async def apply_schema(conn: asyncpg.Connection, sql_files: Mapping[str, Path]) -> list[str]:

@@ -218,7 +218,10 @@ async def run(settings, from_beginning: bool = False) -> None:
     from services.common.runtime import tune_gc_after_start
 
     app = await asyncio.to_thread(PortalAccess, eventsourcing_env(settings.database_url))
-    pool = await create_pool(settings.database_url, max_size=5)
+    # No reset per release: every statement here (positions, acked offsets, the chain's links
+    # under a transaction-scoped lock) leaves no session state, and the two LISTEN connections
+    # are held for the process's life and UNLISTEN before they go back (log_follower._Listener).
+    pool = await create_pool(settings.database_url, max_size=5, session_state=False)
     if from_beginning:
         async with pool.acquire() as conn, conn.transaction():
             await set_position(conn, settings.relay_name, 0)
