@@ -88,12 +88,13 @@ class AuditChain:
     """Chains each page of the log as it commits, and publishes the head every `head_seconds`."""
 
     def __init__(self, recorder: Any, pool: asyncpg.Pool, bootstrap_servers: str, topic: str, *,
-                 head_seconds: float = 5.0, page_size: int = 1000) -> None:
+                 head_seconds: float = 5.0, page_size: int = 1000, gather_seconds: float = 0.0) -> None:
         self._pool = pool
         self._bootstrap_servers = bootstrap_servers
         self._topic = topic
         self._head_seconds = head_seconds
-        self.follower = LogFollower(recorder, pool, FOLLOWER_NAME, page_size=page_size, outages=OUTAGES)
+        self.follower = LogFollower(recorder, pool, FOLLOWER_NAME, page_size=page_size, outages=OUTAGES,
+                                   gather_seconds=gather_seconds)
         self.published = 0  # the position of the last head published
         self._producer: AIOKafkaProducer | None = None
 

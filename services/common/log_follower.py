@@ -87,6 +87,7 @@ class LogFollower:
         retry_first_seconds: float = 0.5,
         retry_max_seconds: float = 5.0,
         on_outage: Callable[[BaseException], Awaitable[None]] | None = None,
+        gather_seconds: float = 0.0,
     ) -> None:
         self.name = name
         self.page_size = page_size
@@ -95,6 +96,13 @@ class LogFollower:
         self.safety_poll_seconds = safety_poll_seconds
         self.retry_first_seconds = retry_first_seconds
         self.retry_max_seconds = retry_max_seconds
+        # A follower off the request's path (the audit chain) reads at most once per this long,
+        # so at a moderate rate a page holds what committed meanwhile, not one event: its
+        # per-page transaction and round trips are paid per page, and they share the process
+        # (and PostgreSQL) with the relay, which is on the invite-to-email path.
+        self.gather_seconds = gather_seconds
+        self._last_read = float("-inf")
+        self._backlog = False  # the last page was full: more is waiting
         self.failures = 0  # outages backed off from, in total
         self._recorder = recorder
         self._pool = pool
@@ -116,7 +124,18 @@ class LogFollower:
         self._woken.set()
 
     async def read_page(self) -> Sequence[Notification]:
-        return await asyncio.to_thread(self._recorder.select_notifications, self.position + 1, self.page_size)
+        if self.gather_seconds > 0 and not self._backlog:  # behind: read on at once
+            loop = asyncio.get_running_loop()
+            wait = self._last_read + self.gather_seconds - loop.time()
+            if wait > 0:
+                await self._gather(wait)
+            self._last_read = loop.time()
+        page = await asyncio.to_thread(self._recorder.select_notifications, self.position + 1, self.page_size)
+        self._backlog = len(page) >= self.page_size
+        return page
+
+    async def _gather(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
     async def catch_up(self, handle: PageHandler) -> int:
         """Handle every page up to the head of the log, then return the position. No retries:

@@ -209,3 +209,56 @@ async def test_a_rewind_while_idle_reads_again_from_there(log):
 
 async def _at(pool, name: str, position: int) -> bool:
     return await load_position(pool, name) >= position
+
+
+class Gate:
+    """Stands in for a gathering follower's wait: held until the test opens it."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+        self.open = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await self.open.wait()
+
+
+async def test_a_gathering_follower_hands_what_committed_during_its_wait_in_one_page(log):
+    app, pool = log
+    head = await write_events(app, 1)
+    name = unique("f")
+    handled = Pages()
+    follower = LogFollower(app.recorder, pool, name, safety_poll_seconds=600, gather_seconds=60)
+    follower._gather = gate = Gate()
+    task = asyncio.create_task(follower.follow(handled))
+    try:
+        # The gate is closed: the first read did not wait, the next one does.
+        await poll_until(lambda: _at(pool, name, head), what="the existing event handled")
+        await poll_until(lambda: _async(gate.waits), what="the next read waiting")
+        later = await write_events(app, 3)  # three commits, three NOTIFYs, while the follower waits
+        gate.open.set()
+        await poll_until(lambda: _at(pool, name, later), what="the new events handled")
+    finally:
+        await stop(task)
+    assert handled.pages[-1] == list(range(head + 1, later + 1))
+    assert 0 < gate.waits[0] <= 60
+
+
+async def test_a_gathering_follower_does_not_wait_while_it_is_behind(log):
+    app, pool = log
+    head = await write_events(app, 5)
+    name = unique("f")
+    handled = Pages()
+    follower = LogFollower(app.recorder, pool, name, page_size=2, safety_poll_seconds=600, gather_seconds=60)
+    follower._gather = gate = Gate()  # never opened: a wait would stop it short of the head
+    task = asyncio.create_task(follower.follow(handled))
+    try:
+        await poll_until(lambda: _at(pool, name, head), what="the log handled page after full page")
+    finally:
+        await stop(task)
+    assert handled.ids == list(range(1, head + 1))
+    assert all(len(page) == 2 for page in handled.pages[:-1])
+
+
+async def _async(value):
+    return value
