@@ -7,14 +7,10 @@ Tansu's memory broker has no idempotent producer or transactions, so producers u
 from __future__ import annotations
 
 import logging
-import time
-from itertools import chain
 
-import anyio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 log = logging.getLogger(__name__)
 
@@ -106,34 +102,3 @@ async def topic_end_offsets(bootstrap_servers: str, topic: str, timeout_ms: int 
         return {tp.partition: offset for tp, offset in ends.items()}
     finally:
         await consumer.stop()
-
-
-def prompt_batches(subscriber):
-    """Have a FastStream batch subscriber wait for records only in aiokafka's `getmany`.
-
-    FastStream 0.7's batch loop sleeps another `batch_timeout_ms` after a `getmany` that timed
-    out empty, and records that arrive meanwhile wait out the sleep: on the email path that
-    put up to twice `kafka_fetch_max_wait_ms` between the broker having an invite and the
-    notifier seeing it. `getmany` already waits `timeout_ms` for records, so the sleep is kept
-    only after one that came back early and empty (a consumer stopping), against a busy loop.
-    """
-    if type(subscriber) is BatchSubscriber:
-        subscriber.__class__ = PromptBatchSubscriber
-    return subscriber
-
-
-_clock = time.monotonic  # the tests' seam
-
-
-class PromptBatchSubscriber(BatchSubscriber):
-    __slots__ = ()
-
-    async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple:
-        started = _clock()
-        messages = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
-        if messages:
-            return tuple(chain.from_iterable(messages.values()))
-        left = self.batch_timeout_ms / 1000 - (_clock() - started)
-        if left > self.batch_timeout_ms / 2000:
-            await anyio.sleep(left)
-        return ()

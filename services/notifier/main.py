@@ -22,7 +22,8 @@ from services.common.database import describe
 from services.common.consumer_errors import DATABASE
 from services.common.dead_letters import configure, dead_letter_middleware, stop_consuming
 from services.common.heartbeat import run_heartbeat
-from services.common.kafka import broker_logger, consumer_options, create_producer, prompt_batches
+from services.common.kafka import broker_logger, consumer_options, create_producer
+from services.common.prompt_batches import prompt_batches
 from services.common.probes import database_probe, tcp_probe
 from services.common.reset_watcher import watch_broker_resets
 from services.common.settings import NotifierSettings

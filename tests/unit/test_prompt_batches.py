@@ -8,8 +8,8 @@ import anyio
 import pytest
 from faststream.kafka import KafkaBroker
 
-from services.common import kafka
-from services.common.kafka import PromptBatchSubscriber, prompt_batches
+from services.common import prompt_batches as module
+from services.common.prompt_batches import PromptBatchSubscriber, prompt_batches
 
 
 class Clock:
@@ -55,7 +55,7 @@ def sleeps(monkeypatch):
 @pytest.fixture
 def clock(monkeypatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr(kafka, "_clock", c)
+    monkeypatch.setattr(module, "_clock", c)
     return c
 
 
