@@ -151,7 +151,8 @@ def test_consumer_replicas_stay_within_the_partitions():
                 f"{process}: {spec['replicas']} replicas (+{surge} during a rollout) x {per_pod} consumers "
                 f"> {most} partitions of {topic}: the extra consumers would idle"
             )
-    # The notifier runs NOTIFIER_WORKERS consumers per process: the annotation must say the same.
+    # NOTIFIER_WORKERS no longer changes the notifier's one consumer per process, but a reader of
+    # the ConfigMap takes it for that count: it must say what the annotation says.
     notifier = consumers["notifier"]["metadata"]["annotations"]["porchlight/consumers-per-pod"]
     assert _config_map(CONFIG_NAME)["NOTIFIER_WORKERS"] == notifier
 
