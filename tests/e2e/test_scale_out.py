@@ -10,9 +10,9 @@ invites go in. The survivors take over the stopped ones' partitions.
 
 SIGTERM is a Kubernetes scale-down or rolling update: the stopping notifier finishes and
 records what it was sending, so every email arrives exactly once. SIGKILL cannot be that
-clean: a notifier killed between the SMTP server's 250 and its ledger's commit leaves a
-lease that runs out, and the message is sent again (at-least-once) with the same
-Message-ID, so a receiver can drop the copy. None may be lost either way.
+clean: what a notifier killed had handed to the SMTP server but not yet recorded in its
+ledger is sent again once its lease runs out (at-least-once), with the same Message-ID, so a
+receiver can drop the copy. None may be lost either way.
 """
 
 from __future__ import annotations
