@@ -3,10 +3,11 @@
 The real processes (`porchlight api`, `relay`, two `notifier`, two `projector`) against a
 real SMTP server started here. Before the burst each consumer process holds some of the
 topic's partitions (from each process's own log of its assignments). Half the invites go in;
-once some of their emails have arrived, the SMTP server holds the rest (a provider slowing
-down) until both notifiers are seen mid-send in the ledger; then one notifier and one
-projector are stopped, the server lets the held messages through, and the other half of the
-invites go in. The survivors take over the stopped ones' partitions.
+once some of their emails have arrived, the SMTP server takes each further message but holds
+its 250 (a provider slowing down), until every message both notifiers can have in flight is
+held there (the ledger says which notifier claimed what); then one notifier and one projector
+are stopped, the server answers the held messages, and the other half of the invites go in.
+The survivors take over the stopped ones' partitions.
 
 SIGTERM is a Kubernetes scale-down or rolling update: the stopping notifier finishes and
 records what it was sending, so every email arrives exactly once. SIGKILL cannot be that
