@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -160,6 +161,20 @@ class Pipeline:
             "sent_twice": sum(1 for e in emails if self.smtp.count[e] > 1),
         }
 
+    def partition_holders(self) -> dict[str, int]:
+        """Per consumer group, how many consumers hold partitions now (from each assignment the
+        services logged): with --notifiers 2, two notifiers must share the access topic's
+        partitions, or the second one measures nothing but its idle polling."""
+        latest: dict[tuple[str, str], bool] = {}
+        for line in self.log.read_text(errors="replace").splitlines():
+            found = _ASSIGNED.search(line)
+            if found:
+                latest[found["group"], found["member"]] = "TopicPartition(" in found["partitions"]
+        holders: dict[str, int] = {}
+        for (group, _), holds in latest.items():
+            holders[group] = holders.get(group, 0) + holds
+        return holders
+
     def idle(self, seconds: float) -> dict[str, float]:
         """CPU ms per second of each process with nothing to do: what polling and heartbeats cost."""
         roots = self.roots()
@@ -209,11 +224,17 @@ class Pipeline:
         self.smtp.stop()
 
 
+_ASSIGNED = re.compile(r"Consumer (?P<member>\S+) assigned to partitions: \((?P<partitions>.*)\) group_id=(?P<group>\S+)")
+
+
 def report(result: dict) -> None:
     config = result["config"]
     print(f"\n{config['notifiers']} notifier and {config['projectors']} projector process(es); "
           f"{config['cpus']} CPUs, shared with everything else running on the machine "
           f"(load average {config['load_average_at_start']:.1f} at the start, {config['load_average_at_end']:.1f} at the end)")
+    holders = ", ".join(f"{group} {n}" for group, n in sorted(result.get("partition_holders", {}).items()))
+    if holders:
+        print(f"  consumers holding partitions    {holders}")
     if "burst" in result:
         report_burst(result)
     if result["latency"]:
@@ -297,6 +318,7 @@ def run(args: argparse.Namespace) -> dict:
         if "burst" in args.phases:
             _say(f"burst of {args.invites} invites")
             burst = result["burst"] = pipeline.run_phase("burst", args.invites, args.clients, None, args.settle_timeout)
+            result["partition_holders"] = pipeline.partition_holders()
             burst["cpu_ms_per_invite_less_idle"] = {
                 name: ms - result["idle_ms_per_s"].get(name, 0.0) * burst["window_seconds"] / args.invites
                 for name, ms in burst["cpu_ms_per_invite"].items()

@@ -146,7 +146,6 @@ class NotifierSettings(CommonSettings, SecretKeySettings):
     mail_from: str = "portal@porchlight.localhost"
     email_provider: Literal["smtp", "postmark"] = Field("smtp", description="Which provider sends email")
     notifier_group_id: str = "porchlight-notifier"
-    notifier_workers: int = Field(3, ge=1, le=64, description="Consumers in this process; useful up to the partition count")
     # Delivery dependability and speed (services/notifier/ledger.py, retries.py).
     notifier_batch_max: int = Field(200, ge=1, le=5000, description="Access events claimed, sent and recorded together")
     notifier_send_concurrency: int = Field(8, ge=1, le=256, description="Messages in flight to the providers at once")

@@ -151,9 +151,6 @@ def test_consumer_replicas_stay_within_the_partitions():
                 f"{process}: {spec['replicas']} replicas (+{surge} during a rollout) x {per_pod} consumers "
                 f"> {most} partitions of {topic}: the extra consumers would idle"
             )
-    # The notifier runs NOTIFIER_WORKERS consumers per process: the annotation must say the same.
-    notifier = consumers["notifier"]["metadata"]["annotations"]["porchlight/consumers-per-pod"]
-    assert _config_map(CONFIG_NAME)["NOTIFIER_WORKERS"] == notifier
 
 
 def test_a_disruption_budget_per_deployment_that_never_blocks_a_drain():
