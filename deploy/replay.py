@@ -1,20 +1,25 @@
 """`porchlight replay`: rebuild every read model from the event store, then swap it in at once.
 
 Rule 3 of the architecture: read models are disposable. Replay reads the notification log
-through the shared log follower (not Kafka), decodes each stored event straight into its
-facts (services/invite_service/stored_facts.py) and folds them into rows with the live
-projector's own rules (projections/status_rows.py: what each event does to a row, the one
-definition both apply), in memory, then writes each table with one COPY
-(deploy/replay_batch.py).
+through the shared log follower (not Kafka), as raw pages, and hands them to worker
+processes (deploy/replay_worker.py) that decode each stored event straight into its facts
+(services/invite_service/stored_facts.py) and fold them into rows with the live projector's
+own rules (projections/status_rows.py: what each event does to a row, the one definition
+both apply), in memory; each worker then writes its rows with one COPY per table
+(deploy/replay_batch.py). Each worker holds a part of the rows, and each aggregate's events
+are folded in their order (deploy/replay_batch.py says how).
 
     build  : schema `porchlight_replay`, the projections' DDL (projections/schema.sql) run
-             in it; the whole log folded, then copied there. The API and the live projector meanwhile
-             use the live tables, untouched.
+             in it, without its secondary indexes; the whole log folded by the workers
+             while this process reads it, their applied-records copied there as they go
+             and their rows at the end; then the indexes. The API and the live projector
+             meanwhile use the live tables, untouched. A worker that fails or dies stops the
+             replay here, with its error.
     swap   : one transaction. Lock the live tables (the projector and the API wait, briefly),
-             fold the tail of the log that arrived during the build and upsert the rows it
-             touched, move the live tables
-             out and the rebuilt ones in (`ALTER TABLE ... SET SCHEMA`), drop the old ones.
-             Anything the projector applied to the old tables came from the log, so the
+             apply the tail of the log that arrived during the build to the rebuilt tables
+             as the live projector applies an event (status_list.write_folded), move the live
+             tables out and the rebuilt ones in (`ALTER TABLE ... SET SCHEMA`), drop the old
+             ones. Anything the projector applied to the old tables came from the log, so the
              tail covers it; nothing is applied to them once the lock is held.
     after  : the projector's applied-records were rebuilt with the rows, so what Kafka
              delivers again (or for the first time, but already replayed) is recognised as
@@ -60,8 +65,9 @@ KEPT_PROJECTIONS = (deliveries.PROJECTION,)
 # event type the rules do not know: replay would leave out what it does.
 REBUILT_TABLES = ("account_status", "projection_applied", "projection_positions", "trip_travelers")
 SWAP_ATTEMPTS = 5  # a deadlock with the live projector aborts the swap; it is then tried again
-# Worker processes that decode and fold (deploy/replay_worker.py): the reading process keeps a
-# core's share too, so more than two gain little on two cores and cost a second copy of little.
+# Worker processes that decode and fold (deploy/replay_worker.py). Two: the reading process and
+# PostgreSQL need their share of the CPU too, and the more parts, the more events touch another
+# part's rows and are decoded twice (an invite's InviteSent is the invitation's, its row the account's).
 WORKERS = 2
 _DATABASE_ENV = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DBNAME")
 __all__ = ["Replay", "ReplayBusy", "ReplayResult", "ReplayWorkerFailed", "UnknownReadModel", "main"]

@@ -13,7 +13,7 @@ The follower LISTENs on the channel the eventsourcing library NOTIFYs in every i
 transaction and reads with the library's `select_notifications`; a reader that only hands
 the stored bytes on (replay, to its worker processes) asks for raw pages instead
 (`catch_up(handle, raw=True)`): the same rows as plain tuples, read over asyncpg, without
-the library's Notification objects and uuid parsing (half the cost of reading a page). The library's table
+the library's Notification objects and uuid parsing (under half the time the library's read takes). The library's table
 lock makes ids commit in order, so reading "after my position" never passes over an event
 that commits later. (The library's own `subscribe()` wraps the same LISTEN and select in
 two threads and yields one notification at a time; pages keep a reader one coroutine.)
