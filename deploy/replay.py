@@ -316,7 +316,8 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-async def main(database_url: str, *, page_size: int = 2000, show_progress: bool = True) -> ReplayResult:
+async def main(database_url: str, *, page_size: int = 2000, show_progress: bool = True,
+               workers: int = WORKERS) -> ReplayResult:
     """Composition root of `porchlight replay`, with a progress bar (events/s, ETA) on a terminal."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -337,7 +338,7 @@ async def main(database_url: str, *, page_size: int = 2000, show_progress: bool 
 
     try:
         with bar:
-            return await Replay(app, pool, page_size=page_size, progress=advance).run()
+            return await Replay(app, pool, page_size=page_size, progress=advance, workers=workers).run()
     finally:
         await pool.close()
         app.close()
