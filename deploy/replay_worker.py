@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from deploy.replay_batch import Claim, ReadModelFold, part_of_originator
+from deploy.replay_batch import ReadModelFold, part_of_originator
 from services.invite_service.stored_facts import StoredFacts, _uuid_from_hex, _uuid_from_text
 
 log = logging.getLogger(__name__)
