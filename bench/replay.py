@@ -51,12 +51,14 @@ def read_rate(access: PortalAccess) -> tuple[int, float, float]:
     return count, count / (time.perf_counter() - t0), time.process_time() - cpu0
 
 
-async def replay_rate(url: str, access: PortalAccess) -> tuple[int, float, dict[str, float]]:
+async def replay_rate(url: str, access: PortalAccess, workers: int | None = None,
+                      ) -> tuple[int, float, dict[str, float]]:
     pool = await create_pool(url, max_size=3)
     try:
         t0, cpu0, children0 = time.perf_counter(), time.process_time(), _children_cpu()
-        result = await Replay(access, pool, page_size=PAGE).run()
-        phases = {**result.phases, "CPU here": time.process_time() - cpu0, "CPU in workers": _children_cpu() - children0}
+        result = await Replay(access, pool, page_size=PAGE, **({"workers": workers} if workers else {})).run()
+        phases = {**result.phases, "CPU here": time.process_time() - cpu0,
+                  "CPU in workers": _children_cpu() - children0}
         return result.events, result.events / (time.perf_counter() - t0), phases
     finally:
         await pool.close()
@@ -70,6 +72,7 @@ def _children_cpu() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=None, help="replay's worker processes (default: its own)")
     args = parser.parse_args()
     with database() as url:
         asyncio.run(migrate_database(url))
@@ -78,7 +81,7 @@ def main() -> None:
         asyncio.run(seed(access, args.events))
         seeded = time.perf_counter() - t0
         events, reading, reading_cpu = read_rate(access)
-        replayed, replaying, phases = asyncio.run(replay_rate(url, access))
+        replayed, replaying, phases = asyncio.run(replay_rate(url, access, args.workers))
         access.close()
     print(f"\n{events:,} events in the log (seeded in {seeded:.1f} s)")
     print(f"{'measurement':<48}{'events/s':>10}")

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,10 +66,17 @@ KEPT_PROJECTIONS = (deliveries.PROJECTION,)
 # event type the rules do not know: replay would leave out what it does.
 REBUILT_TABLES = ("account_status", "projection_applied", "projection_positions", "trip_travelers")
 SWAP_ATTEMPTS = 5  # a deadlock with the live projector aborts the swap; it is then tried again
-# Worker processes that decode and fold (deploy/replay_worker.py). Two: the reading process and
-# PostgreSQL need their share of the CPU too, and the more parts, the more events touch another
-# part's rows and are decoded twice (an invite's InviteSent is the invitation's, its row the account's).
-WORKERS = 2
+# Worker processes that decode and fold (deploy/replay_worker.py): a core each, one core left to
+# this process and PostgreSQL (reading the log, COPY). More parts cost more than the cores: each
+# imports the decoder, and the more parts, the more events touch another part's rows and are
+# decoded twice (an invite's InviteSent is the invitation's, its row the account's). On two cores
+# one worker and two end within noise of each other (bench/README.md), so one.
+def _default_workers() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return max(1, min(4, cores - 1))
+
+
+WORKERS = _default_workers()
 _DATABASE_ENV = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DBNAME")
 __all__ = ["Replay", "ReplayBusy", "ReplayResult", "ReplayWorkerFailed", "UnknownReadModel", "main"]
 

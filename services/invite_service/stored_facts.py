@@ -134,7 +134,8 @@ class StoredFacts:
         # Per event, this loop is most of replay's CPU: the attributes it uses are locals, and a
         # StoredFact is built as the tuple it is (the named tuple's constructor is a Python call).
         out: list[StoredFact] = []
-        append, fast, type_names, decode, origins = out.append, self._fast, self._type_names, self._decode, self._origins
+        append, fast, type_names, decode = out.append, self._fast, self._type_names, self._decode
+        origins = self._origins
         make, event_id, uuid_of = tuple.__new__, fast_event_id_text, _uuid_from_text
         for row in page:
             position, originator, version, topic, stored = row
@@ -239,7 +240,8 @@ class StoredFacts:
         origin = self._origins.get(aggregate_id) or self._origin_of_event(event)
         actor = event.actor or {}
         return StoredFact(
-            type(event).__name__, aggregate_id, version, notification.id, fast_event_id_text(str(aggregate_id), version),
+            type(event).__name__, aggregate_id, version, notification.id,
+            fast_event_id_text(str(aggregate_id), version),
             origin[0], origin[1], event.timestamp, actor.get("id") or actor.get("kind"),
             vars(PAYLOADS[type(event).__name__].model_validate(event_data(event))),
         )

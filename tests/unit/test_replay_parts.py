@@ -56,7 +56,8 @@ def _log(accounts: int = 24) -> list[StoredFact]:
         at = T0 + timedelta(hours=1, minutes=n)
         kind = rng.choice(["SignedIn", "VerificationFailed", "AccessDisabled", "AccessReenabled", "InviteResent"])
         data = {"at": at, "method": rng.choice(["magic_link", "code"]), "reason": None, "status": "active"}
-        log.add(kind, account, account, at, data, by="client" if kind in ("SignedIn", "VerificationFailed") else "staff")
+        by = "client" if kind in ("SignedIn", "VerificationFailed") else "staff"
+        log.add(kind, account, account, at, data, by=by)
     return log.facts
 
 
