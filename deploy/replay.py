@@ -66,14 +66,14 @@ KEPT_PROJECTIONS = (deliveries.PROJECTION,)
 # event type the rules do not know: replay would leave out what it does.
 REBUILT_TABLES = ("account_status", "projection_applied", "projection_positions", "trip_travelers")
 SWAP_ATTEMPTS = 5  # a deadlock with the live projector aborts the swap; it is then tried again
-# Worker processes that decode and fold (deploy/replay_worker.py): a core each, one core left to
-# this process and PostgreSQL (reading the log, COPY). More parts cost more than the cores: each
-# imports the decoder, and the more parts, the more events touch another part's rows and are
+# Worker processes that decode and fold (deploy/replay_worker.py): one per core (at most four).
+# This process and PostgreSQL need less than a core while the workers fold; each part more costs
+# an import of the decoder, and the more parts, the more events touch another part's rows and are
 # decoded twice (an invite's InviteSent is the invitation's, its row the account's). On two cores
-# one worker and two end within noise of each other (bench/README.md), so one.
+# two workers beat one by 10-20% (bench/README.md).
 def _default_workers() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
-    return max(1, min(4, cores - 1))
+    return max(1, min(4, cores))
 
 
 WORKERS = _default_workers()
