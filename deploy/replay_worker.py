@@ -11,7 +11,7 @@ bytes, cheap to pickle) by aggregate and hands each worker its part.
                                                     the events other workers handed it since the last
     worker -> main   ("elsewhere", {part: events})  its events that touch other parts' rows (if any)
     main -> worker   ("end", None)                  the log is read
-    worker -> main   ("ended", {part: events})      the last of those
+    worker -> main   ("ended", {})                  it has folded every page it was sent
     main -> worker   ("handed", events)             the last events handed to it
     worker -> main   ("rows", counts)               its rows are copied (the indexes can start)
     worker -> main   ("done", (claims, stats))      its applied-records are copied
