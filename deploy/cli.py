@@ -189,16 +189,19 @@ def migrate() -> None:
 def replay(
     page_size: Annotated[int, typer.Option(min=1, help="Events per page (one transaction each)")] = 2000,
     progress: Annotated[bool, typer.Option(help="Show a progress bar (events/s, ETA)")] = True,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Worker processes that decode and fold the log (default: one per core, at most four)")] = None,
 ) -> None:
     """Rebuild every read model from the event store and swap it in; the API keeps answering."""
-    from deploy.replay import ReplayBusy, UnknownReadModel, main
+    from deploy.replay import ReplayBusy, ReplayWorkerFailed, UnknownReadModel, main
     from services.common.settings import ProjectorSettings
 
     settings = _settings(ProjectorSettings)
     _logging(settings, "replay")
     try:
-        result = asyncio.run(main(settings.database_url, page_size=page_size, show_progress=progress))
-    except (ReplayBusy, UnknownReadModel) as exc:
+        result = asyncio.run(main(settings.database_url, page_size=page_size, show_progress=progress,
+                                  **({"workers": workers} if workers else {})))
+    except (ReplayBusy, UnknownReadModel, ReplayWorkerFailed) as exc:
         typer.secho(f"replay: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"replayed {result.events} events up to position {result.position} in {result.seconds:.1f} s; "

@@ -1,20 +1,25 @@
 """`porchlight replay`: rebuild every read model from the event store, then swap it in at once.
 
 Rule 3 of the architecture: read models are disposable. Replay reads the notification log
-through the shared log follower (not Kafka), decodes each stored event straight into its
-facts (services/invite_service/stored_facts.py) and folds them into rows with the live
-projector's own rules (projections/status_rows.py: what each event does to a row, the one
-definition both apply), in memory, then writes each table with one COPY
-(deploy/replay_batch.py).
+through the shared log follower (not Kafka), as raw pages, and hands them to worker
+processes (deploy/replay_worker.py) that decode each stored event straight into its facts
+(services/invite_service/stored_facts.py) and fold them into rows with the live projector's
+own rules (projections/status_rows.py: what each event does to a row, the one definition
+both apply), in memory; each worker then writes its rows with one COPY per table
+(deploy/replay_batch.py). Each worker holds a part of the rows, and each aggregate's events
+are folded in their order (deploy/replay_batch.py says how).
 
     build  : schema `porchlight_replay`, the projections' DDL (projections/schema.sql) run
-             in it; the whole log folded, then copied there. The API and the live projector meanwhile
-             use the live tables, untouched.
+             in it, without its secondary indexes; the whole log folded by the workers
+             while this process reads it, their applied-records copied there as they go
+             and their rows at the end; then the indexes. The API and the live projector
+             meanwhile use the live tables, untouched. A worker that fails or dies stops the
+             replay here, with its error.
     swap   : one transaction. Lock the live tables (the projector and the API wait, briefly),
-             fold the tail of the log that arrived during the build and upsert the rows it
-             touched, move the live tables
-             out and the rebuilt ones in (`ALTER TABLE ... SET SCHEMA`), drop the old ones.
-             Anything the projector applied to the old tables came from the log, so the
+             apply the tail of the log that arrived during the build to the rebuilt tables
+             as the live projector applies an event (status_list.write_folded), move the live
+             tables out and the rebuilt ones in (`ALTER TABLE ... SET SCHEMA`), drop the old
+             ones. Anything the projector applied to the old tables came from the log, so the
              tail covers it; nothing is applied to them once the lock is held.
     after  : the projector's applied-records were rebuilt with the rows, so what Kafka
              delivers again (or for the first time, but already replayed) is recognised as
@@ -29,19 +34,20 @@ each rebuilt account's last delivery is filled in from it, as the handlers do li
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
-from eventsourcing.persistence import Notification
+from eventsourcing.persistence import JSONTranscoder, Notification
 
-from deploy.replay_batch import ReadModelFold
+from deploy.replay_batch import ReadModelFold, advance_position, claim_of
+from deploy.replay_worker import FoldWorkers, ReplayWorkerFailed, WorkerSpec
 from projections import deliveries, status_list, status_rows
 from services.common.event_routing import handled_type
-from services.common.log_follower import LogFollower, set_position
+from services.common.log_follower import LogFollower, RawRow, set_position
 from services.invite_service.application import PortalAccess
 from services.invite_service.stored_facts import StoredFacts
 
@@ -60,6 +66,19 @@ KEPT_PROJECTIONS = (deliveries.PROJECTION,)
 # event type the rules do not know: replay would leave out what it does.
 REBUILT_TABLES = ("account_status", "projection_applied", "projection_positions", "trip_travelers")
 SWAP_ATTEMPTS = 5  # a deadlock with the live projector aborts the swap; it is then tried again
+# Worker processes that decode and fold (deploy/replay_worker.py): one per core (at most four).
+# This process and PostgreSQL need less than a core while the workers fold; each part more costs
+# an import of the decoder, and the more parts, the more events touch another part's rows and are
+# decoded twice (an invite's InviteSent is the invitation's, its row the account's). On two cores
+# two workers beat one by 10-20% (bench/README.md).
+def _default_workers() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
+    return max(1, min(4, cores))
+
+
+WORKERS = _default_workers()
+_DATABASE_ENV = ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DBNAME")
+__all__ = ["Replay", "ReplayBusy", "ReplayResult", "ReplayWorkerFailed", "UnknownReadModel", "main"]
 
 Progress = Callable[[int, int, int], None]  # (events this page, position reached, head of the log)
 
@@ -83,56 +102,41 @@ class ReplayResult:
 
 class Replay:
     def __init__(self, app: PortalAccess, pool: asyncpg.Pool, *, page_size: int = 2000,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, workers: int = WORKERS) -> None:
         self._app = app
         self._pool = pool
         self._page_size = page_size
         self._progress = progress
-        self._facts = StoredFacts(app)
-        self._model = ReadModelFold()
-        self._folding: asyncio.Task | None = None
+        self._worker_count = max(1, workers)
+        self._facts = StoredFacts(app)  # the swap's tail, folded here
+        self._workers: FoldWorkers | None = None
         self._conn: asyncpg.Connection | None = None
-        self._writing: asyncio.Task | None = None
-        self._building = False  # the swap's tail writes its claims with its rows, in its transaction
         self._deferred_indexes: list[str] = []
+        self.events = 0
 
-    @property
-    def events(self) -> int:
-        return self._model.events
-
-    async def _apply(self, page: Sequence[Notification]) -> None:
-        """The follower's page handler: the page is folded in a worker thread while the follower
-        stores its position and reads the next page (mostly waiting on PostgreSQL, so the two
-        overlap; on the event loop the fold would run before the next read even started).
+    async def _apply(self, page: list[RawRow]) -> None:
+        """The follower's page handler in the build: the raw page goes to the workers, and the
+        follower reads the next one while they decode and fold it.
 
         So the follower stores a page's position before that page is folded. Harmless here: a
         replay never resumes from its stored position (it starts from 0 every time), and
-        nothing is swapped in before `_drain`."""
-        await self._drain()
-        if self._building:  # the folded pages' applied-records never change: copied while the next page folds
-            assert self._conn is not None
-            self._writing = asyncio.create_task(ReadModelFold.write_claims(self._conn, self._model.take_claims()))
-        self._folding = asyncio.create_task(asyncio.to_thread(self._fold, page))
+        nothing is swapped in before every worker has copied its rows."""
+        assert self._workers is not None
+        await self._workers.send_page(page)
+        self.events += len(page)
         if self._progress is not None:
-            self._progress(len(page), page[-1].id, self._app.recorder.max_notification_id() or 0)
-
-    def _fold(self, page: Sequence[Notification]) -> None:
-        self._model.fold(self._facts(page))  # pages one at a time, in order: `_apply` drains first
-
-    async def _drain(self, raising: bool = True) -> None:
-        """Wait for the page being folded and the claims being copied, if any."""
-        tasks = [task for task in (self._folding, self._writing) if task is not None]
-        self._folding = self._writing = None
-        if raising:
-            for task in tasks:
-                await task
-        else:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self._progress(len(page), page[-1][0], self._app.recorder.max_notification_id() or 0)
 
     async def run(self) -> ReplayResult:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        phases: dict[str, float] = {}  # seconds each step took, for the log and bench/replay.py
+        marks = [started]
+
+        def phase(name: str) -> None:  # seconds each step took, for the log and bench/replay.py
+            marks.append(loop.time())
+            phases[name] = marks[-1] - marks[-2]
+
+        phases: dict[str, float] = {}
         live = await self._pool.fetchval("SELECT current_schema()")
         conn = self._conn = await self._pool.acquire()
         try:
@@ -140,32 +144,21 @@ class Replay:
                 raise ReplayBusy("another replay is running")
             try:
                 _check_rules()
+                # Started first: they import while the tables are made and the first pages read.
+                self._workers = FoldWorkers(self._specs())
                 tables = await self._create_tables(conn, live)
                 follower = LogFollower(self._app.recorder, self._pool, FOLLOWER_NAME, page_size=self._page_size)
                 await set_position(self._pool, FOLLOWER_NAME, 0)  # from the start of the log, every time
-                # The fold allocates millions of objects that live until the COPY and make no
-                # cycles: the cyclic collector would only walk the growing heap again and again.
-                gc.disable()
-                try:
-                    self._building = True
-                    built = await follower.catch_up(self._apply)
-                    await self._drain()
-                    self._building = False
-                    phases["read and fold"] = loop.time() - started
-                    # The rows first; then their indexes are built on other connections while
-                    # this one copies the applied-records (a table with no deferred index but one).
-                    await self._model.write_rows(conn)
-                    claims = self._model.take_claims()
-                finally:
-                    self._building = False
-                    gc.enable()
-                await asyncio.gather(self._build_indexes(), ReadModelFold.write_claims(conn, claims))
-                phases["copy and index"] = loop.time() - started - sum(phases.values())
+                built = await follower.catch_up(self._apply, raw=True)
+                phase("read (folded alongside)")
+                await self._build(conn, built, phase)
                 log.info("replay built %s up to position %d; swapping them in", ", ".join(tables), built)
                 position = await self._swap(conn, live, tables, follower)
-                phases["swap"] = loop.time() - started - sum(phases.values())
+                phase("swap")
             finally:
-                await self._drain(raising=False)
+                if self._workers is not None:
+                    self._workers.close()
+                    self._workers = None
                 await conn.execute(f"RESET ALL; DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE")
                 await conn.execute("SELECT pg_advisory_unlock(hashtext('porchlight-replay'))")
         finally:
@@ -174,12 +167,46 @@ class Replay:
         log.info("replay took %s", ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()))
         return ReplayResult(self.events, position, tables, loop.time() - started, phases)
 
-    async def _build_indexes(self) -> None:
+    async def _build(self, conn: asyncpg.Connection, built: int, phase: Callable[[str], None]) -> None:
+        """The workers fold what they were handed by each other and copy their rows, then their
+        applied-records; the deferred indexes are built as soon as the rows are in."""
+        assert self._workers is not None
+        claims_in = asyncio.Event()
+        indexing: list[asyncio.Task] = []
+
+        def rows_in() -> None:
+            phase("fold the rest, copy the rows")
+            indexing.append(asyncio.create_task(self._build_indexes(claims_in)))
+
+        try:
+            _, claims = await self._workers.finish(rows_in)
+            claims_in.set()
+            if claims:
+                await advance_position(conn, status_list.PROJECTION, built)
+            for task in indexing:
+                await task
+        finally:
+            for task in indexing:
+                task.cancel()
+            await asyncio.gather(*indexing, return_exceptions=True)
+        phase("index (claims copied alongside)")
+
+    def _specs(self) -> list[WorkerSpec]:
+        mapper = self._app.mapper
+        # The workers decode as StoredFacts does, with the transcoder's transcodings; an event
+        # store with a cipher or compression is decoded through the Application instead.
+        plain = type(mapper.transcoder) is JSONTranscoder and mapper.cipher is None and mapper.compressor is None
+        transcodings = dict(mapper.transcoder.names) if plain else None
+        env = {**self._app.env, **{key: self._app.env.get(key) or "" for key in _DATABASE_ENV}}
+        return [WorkerSpec(part, self._worker_count, transcodings, env, BUILD_SCHEMA, status_list.PROJECTION)
+                for part in range(self._worker_count)]
+
+    async def _build_indexes(self, claims_in: asyncio.Event) -> None:
         """The deferred indexes, two at a time on connections of their own (each index is built by
         one backend; a GIN index over trigrams takes longest)."""
         # The longest first, so that the two builders end together: a GIN index (the trigram
         # index takes longest, and was last), then the widest. The applied-records' own index
-        # last: its table is being copied meanwhile.
+        # last, once the workers have copied them.
         pending = sorted(self._deferred_indexes, key=lambda indexdef: (
             "projection_applied" in indexdef, "USING gin" not in indexdef, -indexdef.count(","),
         ))
@@ -189,6 +216,8 @@ class Replay:
                 await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
                 while pending:
                     indexdef = pending.pop(0)
+                    if "projection_applied" in indexdef:
+                        await claims_in.wait()
                     started = asyncio.get_running_loop().time()
                     await conn.execute(indexdef)
                     log.debug("built in %.2f s: %s", asyncio.get_running_loop().time() - started, indexdef)
@@ -236,10 +265,7 @@ class Replay:
                         f"LOCK TABLE {', '.join(f'{_ident(live)}.{t}' for t in tables)} IN ACCESS EXCLUSIVE MODE"
                     )
                     await conn.execute("SET LOCAL synchronous_commit = on")  # this commit counts
-                    self._model.begin_tail()
-                    position = await follower.catch_up(self._apply)  # the tail, in this transaction
-                    await self._drain()
-                    await self._model.write_tail(conn)
+                    position = await follower.catch_up(self._apply_tail)  # the tail, in this transaction
                     await self._carry_over_deliveries(conn, live)
                     await conn.execute(f"DROP SCHEMA IF EXISTS {REPLACED_SCHEMA} CASCADE; CREATE SCHEMA {REPLACED_SCHEMA}")
                     for table in tables:
@@ -248,13 +274,25 @@ class Replay:
                     await conn.execute(f"DROP SCHEMA {REPLACED_SCHEMA} CASCADE")
                 return position
             except asyncpg.DeadlockDetectedError:
-                await self._drain(raising=False)
-                self._model.drop_tail()
                 log.warning("replay swap deadlocked with the live projector (attempt %d); trying again", attempt)
                 await follower.rewind(built)  # the tail applied in the rolled-back transaction is gone
                 if attempt == SWAP_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
+
+    async def _apply_tail(self, page: Sequence[Notification]) -> None:
+        """The log's tail (what committed during the build), in the swap's transaction: as the live
+        projector applies an event (status_list.write_folded: read the row, fold, write what
+        changed), on the build tables (first on the search path). A rollback takes it all back."""
+        conn = self._conn
+        assert conn is not None
+        facts = self._facts(page)
+        for fact in facts:
+            for table, key, fold in status_rows.effects(fact):  # type: ignore[arg-type]
+                await status_list.write_folded(conn, table, key, fold)
+        await ReadModelFold.write_claims(conn, [claim_of(status_list.PROJECTION, fact) for fact in facts])
+        await advance_position(conn, status_list.PROJECTION, page[-1].id)
+        self.events += len(page)
 
     async def _carry_over_deliveries(self, conn: asyncpg.Connection, live: str) -> None:
         """Delivery applied-records into the new table, and each account's newest delivery onto its row
@@ -286,7 +324,8 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-async def main(database_url: str, *, page_size: int = 2000, show_progress: bool = True) -> ReplayResult:
+async def main(database_url: str, *, page_size: int = 2000, show_progress: bool = True,
+               workers: int = WORKERS) -> ReplayResult:
     """Composition root of `porchlight replay`, with a progress bar (events/s, ETA) on a terminal."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -307,7 +346,7 @@ async def main(database_url: str, *, page_size: int = 2000, show_progress: bool 
 
     try:
         with bar:
-            return await Replay(app, pool, page_size=page_size, progress=advance).run()
+            return await Replay(app, pool, page_size=page_size, progress=advance, workers=workers).run()
     finally:
         await pool.close()
         app.close()

@@ -3,12 +3,17 @@
 Each stored event's facts (services/invite_service/stored_facts.py) go through the same
 rules the live projector applies (projections/status_rows.py: what an event does to a
 row); the rows stay in memory until the whole log is folded, then each table is filled with
-one COPY, with every event's applied-record and the projection's position. A row touched
-by many events is written once, and nothing waits on PostgreSQL per event.
+one COPY, with every event's applied-record. A row touched by many events is written once,
+and nothing waits on PostgreSQL per event.
 
-The swap's tail (events committed during the build) is folded on top, into an overlay, and
-the rows it touched are upserted in the swap's transaction; if that transaction rolls back,
-the overlay is dropped with it and the tail is folded again.
+Replay folds in worker processes (deploy/replay_worker.py), each one `part` of the rows:
+a row belongs to one part (`part_of` its key), and each part applies only its own rows'
+effects. Every event is decoded and claimed by the part of its aggregate (`part_of_originator`,
+the same part as the account row of an account's own events); an event that also touches
+another part's rows (an invite's InviteSent is the invitation aggregate's, its row the
+account's) is handed to that part, which folds it after its own events. That is only
+another interleaving of different aggregates' events, in which the rules end in the same
+rows (tests/unit/test_status_rows.py); each aggregate's own events stay in their order.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from __future__ import annotations
 import functools
 import operator
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import asyncpg
 import orjson
 
-from projections import status_list, status_rows
+from projections import status_rows
 from services.invite_service.stored_facts import StoredFact
 
 CLAIM_COLUMNS = ("projection", "aggregate_id", "version", "event_id", "position")
@@ -30,95 +36,90 @@ COLUMNS = {status_rows.ACCOUNTS: status_rows.ACCOUNT_COLUMNS, status_rows.TRAVEL
 Claim = tuple[str, uuid.UUID, int, str, int]  # the event id as hex digits: asyncpg takes them
 
 
+def part_of(key: tuple[Any, ...], parts: int) -> int:
+    """Which part a row belongs to: an account's by its id (as `part_of_originator` of the
+    account's aggregate), any other by a checksum of its key (the same in every process,
+    unlike `hash`)."""
+    if len(key) == 1 and type(key[0]) is uuid.UUID:
+        return key[0].int % parts
+    return zlib.crc32("\x1f".join(map(str, key)).encode()) % parts
+
+
+def part_of_originator(originator: str, parts: int) -> int:
+    """Which part decodes and claims an aggregate's events (its id as PostgreSQL's text)."""
+    return int(originator.replace("-", ""), 16) % parts
+
+
+def claim_of(projection: str, f: StoredFact) -> Claim:
+    return (projection, f.aggregate_id, f.version, f.event_id, f.position)
+
+
 class ReadModelFold:
-    def __init__(self) -> None:
+    """`projection`: the name the live projector claims under (projections.status_list.PROJECTION,
+    not imported here: that module brings the whole projector, a worker process only folds)."""
+
+    def __init__(self, projection: str, part: int = 0, parts: int = 1) -> None:
         self.rows: dict[str, dict[tuple[Any, ...], status_rows.Row]] = {table: {} for table in COLUMNS}
         self.claims: list[Claim] = []
         self.events = 0
-        self._overlay: dict[str, dict[tuple[Any, ...], status_rows.Row]] | None = None
+        self.projection, self.part, self.parts = projection, part, parts
 
-    def take_claims(self) -> list[Claim]:
-        """The claims folded so far, handed over to be written."""
-        claims, self.claims = self.claims, []
-        return claims
-
-    def fold(self, facts: Sequence[StoredFact]) -> None:
-        """Apply a page's events, in log order, to the rows (or to the overlay, in the swap)."""
-        rows, overlay = self.rows, self._overlay
-        claims = self.claims
-        projection = status_list.PROJECTION
+    def fold(self, facts: Sequence[StoredFact], *, own: bool = True) -> dict[int, list[int]]:
+        """Apply a page's events, in log order, to this part's rows. `own`: the events are this
+        part's aggregates' (claimed here); the answer is then, for each other part, the indexes
+        of the facts that touch its rows. Else they were handed over by the part that owns them,
+        and only this part's effects are applied."""
+        rows, part, parts, projection = self.rows, self.part, self.parts, self.projection
         rules, none = status_rows.EFFECTS.get, ()  # status_rows.effects, a call less per event
-        add_claim = claims.append
-        for f in facts:
-            add_claim((projection, f.aggregate_id, f.version, f.event_id, f.position))
+        add_claim = self.claims.append
+        elsewhere: dict[int, list[int]] = {}
+        for index, f in enumerate(facts):
+            if own:
+                add_claim((projection, f.aggregate_id, f.version, f.event_id, f.position))
             rule = rules(f.type)
             # A StoredFact has every attribute a status_rows.Fact has: the rules take it as it is.
             for table, key, apply in rule(f) if rule is not None else none:  # type: ignore[arg-type]
-                # The rows are the fold's own, so each rule changes them in place (`owned`), except
-                # the built rows under the swap's overlay: those are copied into it first (the
-                # overlay is dropped if the swap rolls back).
-                if overlay is None:
-                    table_rows = rows[table]
-                    after = apply(table_rows.get(key), True)
-                    if after is not None:
-                        table_rows[key] = after
-                else:
-                    changed = overlay[table]
-                    if key in changed:
-                        after = apply(changed[key], True)
-                    else:
-                        after = apply(rows[table].get(key), False)
-                    if after is not None:
-                        changed[key] = after
-        self.events += len(facts)
+                if parts > 1:
+                    other = part_of(key, parts)
+                    if other != part:
+                        if own:
+                            indexes = elsewhere.setdefault(other, [])
+                            if not indexes or indexes[-1] != index:
+                                indexes.append(index)
+                        continue
+                # The rows are the fold's own, so each rule changes them in place (`owned`).
+                table_rows = rows[table]
+                after = apply(table_rows.get(key), True)
+                if after is not None:
+                    table_rows[key] = after
+        if own:
+            self.events += len(facts)
+        return elsewhere
 
-    async def write_rows(self, conn: asyncpg.Connection) -> None:
+    async def write_rows(self, conn: asyncpg.Connection, schema: str | None = None) -> None:
         """Fill the (empty, freshly created) tables: one COPY each (the claims: `write_claims`)."""
         for table, columns in COLUMNS.items():
             await conn.copy_records_to_table(
-                table, records=_records(self.rows[table].values(), columns), columns=columns
+                table, records=_records(self.rows[table].values(), columns), columns=columns, schema_name=schema
             )
-
-    def begin_tail(self) -> None:
-        self._overlay = {table: {} for table in COLUMNS}
-        self._tail_claims_from = len(self.claims)
-
-    def drop_tail(self) -> None:
-        """The swap's transaction rolled back: forget what the tail folded."""
-        self._overlay = None
-        del self.claims[self._tail_claims_from:]
-
-    async def write_tail(self, conn: asyncpg.Connection) -> None:
-        """Upsert the rows the tail touched (the claims are new: the tail's events were not in the build).
-        The overlay stays apart from the rows: the swap's transaction may still roll back (drop_tail)."""
-        assert self._overlay is not None
-        for table, changed in self._overlay.items():
-            if not changed:
-                continue
-            columns, keys = COLUMNS[table], status_rows.KEYS[table]
-            values = ", ".join(f"${i}::jsonb" if c in status_rows.JSON_COLUMNS else f"${i}"
-                               for i, c in enumerate(columns, 1))
-            await conn.executemany(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) ON CONFLICT ({', '.join(keys)}) "
-                f"DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in columns if c not in keys)}",
-                _records(changed.values(), columns),
-            )
-        await self.write_claims(conn, self.claims[self._tail_claims_from:])
 
     @staticmethod
-    async def write_claims(conn: asyncpg.Connection, claims: list[Claim]) -> None:
-        if not claims:
-            return
-        await conn.copy_records_to_table("projection_applied", records=claims, columns=CLAIM_COLUMNS)
-        # The rebuilt position (read-your-writes, the lag) stands where the replay ended; never backwards.
-        await conn.execute(
-            """
-            INSERT INTO projection_positions (projection, position, updated_at) VALUES ($1, $2, now())
-            ON CONFLICT (projection) DO UPDATE
-                SET position = GREATEST(projection_positions.position, EXCLUDED.position), updated_at = now()
-            """,
-            status_list.PROJECTION, max(claim[4] for claim in claims),
-        )
+    async def write_claims(conn: asyncpg.Connection, claims: Sequence[Claim], schema: str | None = None) -> None:
+        if claims:
+            await conn.copy_records_to_table("projection_applied", records=claims, columns=CLAIM_COLUMNS,
+                                             schema_name=schema)
+
+
+async def advance_position(conn: asyncpg.Connection, projection: str, position: int) -> None:
+    """The rebuilt position (read-your-writes, the lag) stands where the replay ended; never backwards."""
+    await conn.execute(
+        """
+        INSERT INTO projection_positions (projection, position, updated_at) VALUES ($1, $2, now())
+        ON CONFLICT (projection) DO UPDATE
+            SET position = GREATEST(projection_positions.position, EXCLUDED.position), updated_at = now()
+        """,
+        projection, position,
+    )
 
 
 def _records(rows: Iterable[status_rows.Row], columns: Sequence[str]) -> list[tuple[Any, ...]]:

@@ -92,9 +92,10 @@ def fast_event_id(aggregate_id: UUID, version: int) -> UUID:
     return UUID(bytes=digest[:16], version=5)
 
 
-def fast_event_id_text(aggregate_id: UUID, version: int) -> str:
+def fast_event_id_text(aggregate_id: UUID | str, version: int) -> str:
     """`fast_event_id` as its 32 hex digits, without building the UUID (replay writes a
-    hundred thousand of them straight into a uuid column)."""
+    hundred thousand of them straight into a uuid column). The aggregate id may be given as
+    its text already (replay's raw pages read it so), which saves formatting it."""
     digest = bytearray(hashlib.sha1(b"%s%s/%d" % (_EVENT_ID_NAMESPACE, str(aggregate_id).encode(), version)).digest())
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant

@@ -17,13 +17,13 @@ as a mapping (its contract's fields, nested values as mappings).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID, SafeUUID
 
 import orjson
-from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, UUIDAsHex
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Notification, UUIDAsHex
 
 from contracts.access import PAYLOADS
 from services.invite_service.envelopes import (
@@ -58,6 +58,11 @@ class StoredFact(NamedTuple):
 _new_uuid, _set_slot = object.__new__, object.__setattr__
 
 
+def _uuid_from_text(text: str) -> UUID:
+    """A uuid from PostgreSQL's text form (8-4-4-4-12 hex digits): the raw pages' originator ids."""
+    return _uuid_from_hex(text.replace("-", ""))
+
+
 def _uuid_from_hex(text: str) -> UUID:
     """`UUID(hex)` for the transcoder's 32 hex digits, without its parsing of other spellings
     (the uuid module's constructor is pure Python, and every stored event holds one or two)."""
@@ -75,13 +80,30 @@ class _Slow(Exception):
 
 class StoredFacts:
     """Pages of the notification log -> `StoredFact`s, in order. `app` is the Application: its
-    mapper says how events are stored, its recorder finds an aggregate's first event."""
+    mapper says how events are stored, its recorder finds an aggregate's first event.
+
+    Replay's worker processes have no Application (building one imports and connects far more
+    than decoding needs): `from_transcodings` decodes with the transcoder's registered
+    transcodings alone, and builds the Application (`load_app`) only if an event needs it."""
 
     def __init__(self, app: Any) -> None:
-        self._app = app
         mapper = app.mapper
-        self._fast = type(mapper.transcoder) is JSONTranscoder
-        self._names = getattr(mapper.transcoder, "names", {})
+        fast = type(mapper.transcoder) is JSONTranscoder
+        self._setup(getattr(mapper.transcoder, "names", {}) if fast else None, mapper.cipher, mapper.compressor,
+                    lambda: app)
+
+    @classmethod
+    def from_transcodings(cls, names: dict[str, Any] | None, load_app: Callable[[], Any]) -> StoredFacts:
+        """`names`: the JSON transcoder's transcodings (None: the store is not the library's JSON
+        transcoder's, so every event takes the mapper's path). No cipher, no compressor."""
+        facts = cls.__new__(cls)
+        facts._setup(names, None, None, load_app)
+        return facts
+
+    def _setup(self, names: dict[str, Any] | None, cipher: Any, compressor: Any, load_app: Callable[[], Any]) -> None:
+        self._load_app, self._app = load_app, None
+        self._fast = names is not None
+        self._names = names or {}
         # The library's own transcodings of uuids and datetimes, called without their wrappers
         # (what their `decode` does, and the two types nearly every stored event has).
         self._decoders: dict[str, Any] = {}
@@ -89,35 +111,52 @@ class StoredFacts:
             self._decoders["uuid_hex"] = _uuid_from_hex
         if isinstance(self._names.get("datetime_iso"), DatetimeAsISO):
             self._decoders["datetime_iso"] = datetime.fromisoformat
-        self._cipher, self._compressor = mapper.cipher, mapper.compressor
+        self._cipher, self._compressor = cipher, compressor
         self._origins: dict[UUID, tuple[str, UUID | None]] = {}  # the whole log's aggregates: replay reads it all
         self._type_names: dict[str, str] = {}
 
+    @property
+    def app(self) -> Any:
+        if self._app is None:
+            self._app = self._load_app()
+        return self._app
+
+    def know_origin(self, aggregate_id: UUID, origin: tuple[str, UUID | None]) -> None:
+        """An aggregate's origin found by another reader (a worker that read its first event)."""
+        self._origins[aggregate_id] = origin
+
     def __call__(self, page: Iterable[Any]) -> list[StoredFact]:
+        """Notifications (the library's) -> facts."""
+        return self.rows([(n.id, str(n.originator_id), n.originator_version, n.topic, n.state) for n in page])
+
+    def rows(self, page: Iterable[tuple[int, str, int, str, bytes]]) -> list[StoredFact]:
+        """Raw rows (the log follower's `RawRow`: id, originator id as text, version, topic, state) -> facts."""
         # Per event, this loop is most of replay's CPU: the attributes it uses are locals, and a
         # StoredFact is built as the tuple it is (the named tuple's constructor is a Python call).
         out: list[StoredFact] = []
-        append, fast, type_names, decode, origins = out.append, self._fast, self._type_names, self._decode, self._origins
-        make, event_id = tuple.__new__, fast_event_id_text
-        for notification in page:
+        append, fast, type_names, decode = out.append, self._fast, self._type_names, self._decode
+        origins = self._origins
+        make, event_id, uuid_of = tuple.__new__, fast_event_id_text, _uuid_from_text
+        for row in page:
+            position, originator, version, topic, stored = row
+            aggregate_id = uuid_of(originator)
             try:
                 if not fast:
                     raise _Slow
-                topic = notification.topic
                 name = type_names.get(topic) or self._type_name(topic)
                 deep = name in VALIDATED
-                state = decode(notification.state, deep)
+                state = decode(stored, deep)
             except _Slow:
-                append(self._slow(notification))
+                append(self._slow(Notification(id=position, originator_id=aggregate_id, originator_version=version,
+                                               topic=topic, state=stored)))
                 continue
-            aggregate_id, version = notification.originator_id, notification.originator_version
             origin = origins.get(aggregate_id)
             if origin is None:
                 origin = self._origin(aggregate_id, version, state)
             actor = state.get("actor") or {}
             data = vars(PAYLOADS[name].model_validate(state)) if deep else state
             append(make(StoredFact, (
-                name, aggregate_id, version, notification.id, event_id(aggregate_id, version), origin[0],
+                name, aggregate_id, version, position, event_id(originator, version), origin[0],
                 origin[1], state["timestamp"], actor.get("id") or actor.get("kind"), data,
             )))
         return out
@@ -190,18 +229,19 @@ class StoredFacts:
         if version == 1:
             origin = origin_of_fields(state, aggregate_id)
         else:  # a log read from the middle (not replay's case): the aggregate's first event says
-            first = self._app.recorder.select_events(aggregate_id, lte=1, limit=1)[0]
-            origin = origin_of_created(self._app.mapper.to_domain_event(first))
+            first = self.app.recorder.select_events(aggregate_id, lte=1, limit=1)[0]
+            origin = origin_of_created(self.app.mapper.to_domain_event(first))
         self._origins[aggregate_id] = origin
         return origin
 
     def _slow(self, notification: Any) -> StoredFact:
-        event = self._app.mapper.to_domain_event(notification)
+        event = self.app.mapper.to_domain_event(notification)
         aggregate_id, version = event.originator_id, event.originator_version
         origin = self._origins.get(aggregate_id) or self._origin_of_event(event)
         actor = event.actor or {}
         return StoredFact(
-            type(event).__name__, aggregate_id, version, notification.id, fast_event_id_text(aggregate_id, version),
+            type(event).__name__, aggregate_id, version, notification.id,
+            fast_event_id_text(str(aggregate_id), version),
             origin[0], origin[1], event.timestamp, actor.get("id") or actor.get("kind"),
             vars(PAYLOADS[type(event).__name__].model_validate(event_data(event))),
         )

@@ -238,3 +238,78 @@ async def test_a_read_model_replay_cannot_build_stops_it_before_the_swap(own_dat
     finally:
         await pool.close()
         app.close()
+
+
+async def test_replays_with_one_worker_and_with_three_build_the_same_tables(own_database):  # noqa: F811
+    """Three workers each fold a part of the rows and hand each other the events that touch the
+    others' parts (every invite's InviteSent is the invitation's, its row the account's): the
+    tables equal those one worker builds from the whole log."""
+    app = PortalAccess(eventsourcing_env(own_database), secret_key=SECRET_KEY.encode())
+    pool = await create_pool(own_database, max_size=3)
+    try:
+        await seed(app, unique("ws"), count=40, claims=6)
+        await Replay(app, pool, page_size=16, workers=1).run()
+        one = await snapshot(pool)
+        result = await Replay(app, pool, page_size=16, workers=3).run()
+        assert result.events == len(app.recorder.select_notifications(1, 1_000_000))
+        assert await snapshot(pool) == one
+        assert len(one["account_status"]) == 40
+    finally:
+        await pool.close()
+        app.close()
+
+
+async def _replay_fails_and_leaves_the_live_tables(own_database, make_replay, match: str) -> None:  # noqa: F811
+    from deploy import replay
+
+    app = PortalAccess(eventsourcing_env(own_database), secret_key=SECRET_KEY.encode())
+    pool = await create_pool(own_database, max_size=3)
+    try:
+        await seed(app, unique("ws"), count=30, claims=0)
+        await Replay(app, pool).run()
+        before = await snapshot(pool)
+        replaying = make_replay(app, pool)
+        with pytest.raises(replay.ReplayWorkerFailed, match=match):
+            await replaying.run()
+        assert await snapshot(pool) == before
+        assert await pool.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", replay.BUILD_SCHEMA) == 0
+        assert all(proc.poll() is not None for proc in replaying.procs), "no worker left running"
+        await Replay(app, pool).run()  # the lock was let go: a replay can run again
+    finally:
+        await pool.close()
+        app.close()
+
+
+async def test_a_worker_that_dies_fails_the_replay_with_the_live_tables_untouched(own_database):  # noqa: F811
+    import os
+    import signal
+
+    class KillsAWorker(Replay):
+        procs: list = []
+
+        async def _apply(self, page):
+            await super()._apply(page)
+            self.procs = self._workers._procs
+            if self.events <= len(page):  # after the first page
+                os.kill(self.procs[1].pid, signal.SIGKILL)
+
+    await _replay_fails_and_leaves_the_live_tables(
+        own_database, lambda app, pool: KillsAWorker(app, pool, page_size=4, workers=2), r"worker 2 of 2 .* died")
+
+
+async def test_a_worker_that_fails_says_why(own_database):  # noqa: F811
+    """A worker's own error (here: it cannot find the build tables) comes back with its traceback."""
+    from deploy.replay_worker import WorkerSpec
+
+    class WritesNowhere(Replay):
+        procs: list = []
+
+        def _specs(self):
+            return [WorkerSpec(**{**vars(spec), "schema": "no_such_schema"}) for spec in super()._specs()]
+
+        async def _apply(self, page):
+            await super()._apply(page)
+            self.procs = self._workers._procs
+
+    await _replay_fails_and_leaves_the_live_tables(
+        own_database, lambda app, pool: WritesNowhere(app, pool, page_size=4), r"(?s)failed.*no_such_schema")
