@@ -49,7 +49,7 @@ from projections import deliveries, status_list, status_rows
 from services.common.event_routing import handled_type
 from services.common.log_follower import LogFollower, RawRow, set_position
 from services.invite_service.application import PortalAccess
-from services.invite_service.stored_facts import StoredFacts
+from services.invite_service.stored_facts import StoredFacts, contract_names, event_id_namespace
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,8 @@ class Replay:
         plain = type(mapper.transcoder) is JSONTranscoder and mapper.cipher is None and mapper.compressor is None
         transcodings = dict(mapper.transcoder.names) if plain else None
         env = {**self._app.env, **{key: self._app.env.get(key) or "" for key in _DATABASE_ENV}}
-        return [WorkerSpec(part, self._worker_count, transcodings, env, BUILD_SCHEMA, status_list.PROJECTION)
+        return [WorkerSpec(part, self._worker_count, transcodings, contract_names(), event_id_namespace(), env,
+                           BUILD_SCHEMA, status_list.PROJECTION)
                 for part in range(self._worker_count)]
 
     async def _build_indexes(self, claims_in: asyncio.Event) -> None:

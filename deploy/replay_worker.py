@@ -63,6 +63,8 @@ class WorkerSpec:
     part: int
     parts: int
     transcodings: dict[str, Any] | None  # the JSON transcoder's (None: decode through the Application)
+    contracts: frozenset[str]  # the event types with a contract, and the event ids' namespace: without
+    namespace: bytes  # them the worker would import every contract's model (stored_facts.py)
     env: dict[str, str]  # the Application's environment: its database, and the Application if needed
     schema: str  # where the build tables are
     projection: str  # whose applied-records these are (projections.status_list.PROJECTION)
@@ -90,7 +92,8 @@ class _Worker:
     def __init__(self, conn: Connection, spec: WorkerSpec) -> None:
         self._conn, self._spec = conn, spec
         self._model = ReadModelFold(spec.projection, spec.part, spec.parts)
-        self._facts = StoredFacts.from_transcodings(spec.transcodings, self._application)
+        self._facts = StoredFacts.from_transcodings(spec.transcodings, self._application, contracts=spec.contracts,
+                                                    namespace=spec.namespace)
         self._writer = _Writer(spec)
         self._copied = 0  # claims handed to the writer so far
         self._waited = 0.0  # seconds waiting for the next page: how far the reading process kept it busy
