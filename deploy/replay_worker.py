@@ -4,7 +4,8 @@ and copies its rows and applied-records into the build tables over a connection 
 Why processes: decoding and folding cost about twice what reading the log costs, and in the
 reading process they shared its GIL, so the two barely overlapped. The reading process
 (deploy/replay.py, through the shared log follower) splits every raw page (plain tuples of
-bytes, cheap to pickle) by aggregate and hands each worker its part.
+bytes, cheap to pickle) by aggregate (an invitation's with its account's: replay_batch.Parts)
+and hands each worker its part.
 
     main -> worker   spec                           once: its part, the transcodings, where to write
     main -> worker   ("page", (rows, handed))       its aggregates' events of a page, in log order, and
@@ -44,7 +45,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from deploy.replay_batch import ReadModelFold, part_of_originator
+from deploy.replay_batch import Parts, ReadModelFold
 from services.invite_service.stored_facts import StoredFacts, _uuid_from_hex, _uuid_from_text
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,7 @@ class FoldWorkers:
         self._loop = asyncio.get_running_loop()
         self._said: list[asyncio.Queue] = []
         self._handed: list[list[Any]] = [[] for _ in specs]  # events for each worker's next message
+        self._parts = Parts(len(specs))
         try:
             for spec in specs:
                 ours, theirs = socket.socketpair()
@@ -284,8 +286,9 @@ class FoldWorkers:
             split = [rows]
         else:
             split = [[] for _ in range(parts)]
+            part_of = self._parts.of
             for row in rows:
-                split[part_of_originator(row[1], parts)].append(row)
+                split[part_of(row)].append(row)
         messages = []
         for i, own in enumerate(split):
             handed, self._handed[i] = self._handed[i], []
