@@ -67,19 +67,28 @@ class Parts:
     def __init__(self, parts: int) -> None:
         self.parts = parts
         self._elsewhere: dict[str, int] = {}  # aggregates not in their own part (an invitation per invite)
+        # Whether an event type's first events name an account: looked for in the first one of each
+        # type only (an account's AccountCreated names none, and searching its bytes cost as much
+        # as the rest of the split).
+        self._names_account: dict[str, bool] = {}
+        # An aggregate's part from its id's low digits when the count of parts divides 2**32.
+        self._low_digits = parts & (parts - 1) == 0
 
     def of(self, row: Sequence[Any]) -> int:
         originator = row[1]
         part = self._elsewhere.get(originator)
         if part is not None:
             return part
-        part = int(originator.replace("-", ""), 16) % self.parts
-        if row[2] == 1:
+        parts = self.parts
+        part = int(originator[-8:] if self._low_digits else originator.replace("-", ""), 16) % parts
+        if row[2] == 1 and self._names_account.get(row[3], True):
             state = row[4]
             at = state.find(_ACCOUNT_ID) + len(_ACCOUNT_ID)
+            if row[3] not in self._names_account:
+                self._names_account[row[3]] = at >= len(_ACCOUNT_ID)
             if at >= len(_ACCOUNT_ID):
                 try:
-                    account = int(state[at:at + 32], 16) % self.parts
+                    account = int(state[at:at + 32], 16) % parts
                 except ValueError:
                     return part
                 if account != part:

@@ -160,6 +160,7 @@ def test_an_invitations_events_go_to_its_accounts_part_and_are_decoded_once():
             (fact,) = StoredFacts.from_transcodings(names, lambda: app).rows([row])
             assert fact.account_id in accounts and row in split[part_of((fact.account_id,), count)]
         assert any(parts.of(row) != part_of_originator(row[1], count) for row in invitations)
+        assert all(parts.of(row) == part_of_originator(row[1], count) for row in rows if row not in invitations)
         for table, table_rows in whole.rows.items():
             merged: dict = {}
             for fold in folds:
