@@ -118,9 +118,9 @@ class Replay:
         """The follower's page handler in the build: the raw page goes to the workers, and the
         follower reads the next one while they decode and fold it.
 
-        So the follower stores a page's position before that page is folded. Harmless here: a
-        replay never resumes from its stored position (it starts from 0 every time), and
-        nothing is swapped in before every worker has copied its rows."""
+        The follower does not store its position after each page (`store=False`): a replay
+        never resumes from it (it starts from 0 every time), and nothing is swapped in before
+        every worker has copied its rows."""
         assert self._workers is not None
         await self._workers.send_page(page)
         self.events += len(page)
@@ -149,7 +149,7 @@ class Replay:
                 tables = await self._create_tables(conn, live)
                 follower = LogFollower(self._app.recorder, self._pool, FOLLOWER_NAME, page_size=self._page_size)
                 await set_position(self._pool, FOLLOWER_NAME, 0)  # from the start of the log, every time
-                built = await follower.catch_up(self._apply, raw=True)
+                built = await follower.catch_up(self._apply, raw=True, store=False)
                 phase("read (folded alongside)")
                 await self._build(conn, built, phase)
                 log.info("replay built %s up to position %d; swapping them in", ", ".join(tables), built)

@@ -46,7 +46,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from deploy.replay_batch import Parts, ReadModelFold
-from services.invite_service.stored_facts import StoredFacts, _uuid_from_hex, _uuid_from_text
+from services.invite_service.stored_facts import StoredFacts, _uuid_from_hex
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class _Worker:
         if not handed:
             return
         for row, workspace, account in handed:
-            self._facts.know_origin(_uuid_from_text(row[1]), (workspace, _uuid_from_hex(account) if account else None))
+            self._facts.know_origin(row[1], (workspace, _uuid_from_hex(account) if account else None))
         self._model.fold(self._facts.rows([row for row, _, _ in handed]), own=False)
 
 

@@ -115,7 +115,9 @@ class StoredFacts:
         if isinstance(self._names.get("datetime_iso"), DatetimeAsISO):
             self._decoders["datetime_iso"] = datetime.fromisoformat
         self._cipher, self._compressor = cipher, compressor
-        self._origins: dict[UUID, tuple[str, UUID | None]] = {}  # the whole log's aggregates: replay reads it all
+        # The whole log's aggregates (replay reads it all), by their id's text as the raw pages
+        # have it: a str hashes in C, a UUID's hash is a Python call.
+        self._origins: dict[str, tuple[str, UUID | None]] = {}
         self._type_names: dict[str, str] = {}
 
     @property
@@ -124,8 +126,8 @@ class StoredFacts:
             self._app = self._load_app()
         return self._app
 
-    def know_origin(self, aggregate_id: UUID, origin: tuple[str, UUID | None]) -> None:
-        """An aggregate's origin found by another reader (a worker that read its first event)."""
+    def know_origin(self, aggregate_id: str, origin: tuple[str, UUID | None]) -> None:
+        """An aggregate's origin (its id as text) found by another reader (a worker that read its first event)."""
         self._origins[aggregate_id] = origin
 
     def __call__(self, page: Iterable[Any]) -> list[StoredFact]:
@@ -153,7 +155,7 @@ class StoredFacts:
                 append(self._slow(Notification(id=position, originator_id=aggregate_id, originator_version=version,
                                                topic=topic, state=stored)))
                 continue
-            origin = origins.get(aggregate_id)
+            origin = origins.get(originator)
             if origin is None:
                 origin = self._origin(aggregate_id, version, state)
             actor = state.get("actor") or {}
@@ -237,7 +239,7 @@ class StoredFacts:
             first = self.app.recorder.select_events(aggregate_id, lte=1, limit=1)[0]
             event = self.app.mapper.to_domain_event(first)
             origin = origin_of_fields(vars(event), event.originator_id)
-        self._origins[aggregate_id] = origin
+        self._origins[str(aggregate_id)] = origin
         return origin
 
     def _slow(self, notification: Any) -> StoredFact:
@@ -245,7 +247,7 @@ class StoredFacts:
 
         event = self.app.mapper.to_domain_event(notification)
         aggregate_id, version = event.originator_id, event.originator_version
-        origin = self._origins.get(aggregate_id) or self._origin_of_event(event)
+        origin = self._origins.get(str(aggregate_id)) or self._origin_of_event(event)
         actor = event.actor or {}
         return StoredFact(
             type(event).__name__, aggregate_id, version, notification.id,
@@ -257,7 +259,7 @@ class StoredFacts:
     def _origin_of_event(self, event: Any) -> tuple[str, UUID | None]:
         if event.originator_version == 1:
             origin = origin_of_fields(vars(event), event.originator_id)
-            self._origins[event.originator_id] = origin
+            self._origins[str(event.originator_id)] = origin
             return origin
         return self._origin(event.originator_id, event.originator_version, {})
 
