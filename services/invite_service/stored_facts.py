@@ -157,7 +157,7 @@ class StoredFacts:
                 continue
             origin = origins.get(originator)
             if origin is None:
-                origin = self._origin(aggregate_id, version, state)
+                origin = self._origin(aggregate_id, version, state, originator)
             actor = state.get("actor") or {}
             data = vars(_payload(name).model_validate(state)) if deep else state
             append(make(StoredFact, (
@@ -232,14 +232,15 @@ class StoredFacts:
             return [self._typed(v) for v in value]
         return value
 
-    def _origin(self, aggregate_id: UUID, version: int, state: dict[str, Any]) -> tuple[str, UUID | None]:
+    def _origin(self, aggregate_id: UUID, version: int, state: dict[str, Any], key: str | None = None,
+                ) -> tuple[str, UUID | None]:
         if version == 1:
             origin = origin_of_fields(state, aggregate_id)
         else:  # a log read from the middle (not replay's case): the aggregate's first event says
             first = self.app.recorder.select_events(aggregate_id, lte=1, limit=1)[0]
             event = self.app.mapper.to_domain_event(first)
             origin = origin_of_fields(vars(event), event.originator_id)
-        self._origins[str(aggregate_id)] = origin
+        self._origins[key if key is not None else str(aggregate_id)] = origin  # a UUID's str is a Python call
         return origin
 
     def _slow(self, notification: Any) -> StoredFact:
