@@ -194,6 +194,10 @@ class _Writer:
         if not await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", spec.schema):
             await conn.close()
             raise ReplayWorkerFailed(f"schema {spec.schema} is not in the database the event store is in")
+        # As the reading process's own session: a crash loses the build, which starts again from scratch
+        # anyway, and the swap's commit, synchronous, flushes the WAL of everything before it. The
+        # last COPY (the rows, which the indexes wait for) then does not wait for its flush.
+        await conn.execute("SET synchronous_commit = off")
         return conn
 
     def call(self, write: Callable[..., Any], *args: Any) -> Future:
