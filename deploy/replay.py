@@ -11,7 +11,8 @@ are folded in their order (deploy/replay_batch.py says how).
 
     build  : schema `porchlight_replay`, the projections' DDL (projections/schema.sql) run
              in it, without its secondary indexes; the whole log folded by the workers
-             while this process reads it, their applied-records copied there as they go
+             while this process reads it (from the start, every time: the follower's position
+             is not stored page by page), their applied-records copied there as they go
              and their rows at the end; then the indexes. The API and the live projector
              meanwhile use the live tables, untouched. A worker that fails or dies stops the
              replay here, with its error.
@@ -68,9 +69,9 @@ REBUILT_TABLES = ("account_status", "projection_applied", "projection_positions"
 SWAP_ATTEMPTS = 5  # a deadlock with the live projector aborts the swap; it is then tried again
 # Worker processes that decode and fold (deploy/replay_worker.py): one per core (at most four).
 # This process and PostgreSQL need less than a core while the workers fold; each part more costs
-# an import of the decoder, and the more parts, the more events touch another part's rows and are
-# decoded twice (an invite's InviteSent is the invitation's, its row the account's). On two cores
-# two workers beat one by 10-20% (bench/README.md).
+# a start of the decoder, and the more parts, the more events touch another part's rows and are
+# decoded again there (a trip share naming several accounts; an invite's events all go to its
+# account's part). On two cores two workers beat one by 10-20% (bench/README.md).
 def _default_workers() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
     return max(1, min(4, cores))
