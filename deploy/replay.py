@@ -113,6 +113,7 @@ class Replay:
         self._workers: FoldWorkers | None = None
         self._conn: asyncpg.Connection | None = None
         self._deferred_indexes: list[str] = []
+        self._deferred_keys: list[str] = []  # ALTER TABLE ... USING INDEX, once their indexes are built
         self.events = 0
 
     async def _apply(self, page: list[RawRow]) -> None:
@@ -229,6 +230,9 @@ class Replay:
                     log.debug("built in %.2f s: %s", asyncio.get_running_loop().time() - started, indexdef)
 
         await asyncio.gather(*(builder() for _ in range(min(2, len(pending)))))
+        async with self._pool.acquire() as conn:
+            for statement in self._deferred_keys:  # the constraint onto its built index: no scan, no sort
+                await conn.execute(statement)
 
     async def _create_tables(self, conn: asyncpg.Connection, live: str) -> list[str]:
         """Fresh tables with the live DDL in the build schema; the kept tables stay live only."""
@@ -251,6 +255,20 @@ class Replay:
         for index in secondary:
             await conn.execute(f"DROP INDEX {BUILD_SCHEMA}.{_ident(index['name'])}")
         self._deferred_indexes = [index["indexdef"] for index in secondary]  # they name the build schema
+        # So is the applied-records' primary key: built from the copied records by a sort, it
+        # costs less than a hundred thousand inserts into a btree while the workers copy (by
+        # aggregate id: all over the index). The constraint is put back onto that index before
+        # the swap, whose upsert of the tail needs it. The rows' keys stay: a row is copied once.
+        keys = await conn.fetch(
+            "SELECT t.relname AS table, k.conname AS name, pg_get_indexdef(k.conindid) AS indexdef "
+            "FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "WHERE n.nspname = $1 AND k.contype = 'p' AND t.relname = 'projection_applied'", BUILD_SCHEMA,
+        )
+        for key in keys:
+            await conn.execute(f"ALTER TABLE {BUILD_SCHEMA}.{_ident(key['table'])} DROP CONSTRAINT {_ident(key['name'])}")
+        self._deferred_indexes += [key["indexdef"] for key in keys]
+        self._deferred_keys = [f"ALTER TABLE {BUILD_SCHEMA}.{_ident(key['table'])} ADD CONSTRAINT {_ident(key['name'])} "
+                               f"PRIMARY KEY USING INDEX {_ident(key['name'])}" for key in keys]
         names = await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", BUILD_SCHEMA
         )
