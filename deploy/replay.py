@@ -10,7 +10,8 @@ both apply), in memory; each worker then writes its rows with one COPY per table
 are folded in their order (deploy/replay_batch.py says how).
 
     build  : schema `porchlight_replay`, the projections' DDL (projections/schema.sql) run
-             in it, without its secondary indexes; the whole log folded by the workers
+             in it, without its secondary indexes (nor the applied-records' primary key,
+             put back onto its index once built); the whole log folded by the workers
              while this process reads it (from the start, every time: the follower's position
              is not stored page by page), their applied-records copied there as they go
              and their rows at the end; then the indexes. The API and the live projector
