@@ -10,8 +10,10 @@ both apply), in memory; each worker then writes its rows with one COPY per table
 are folded in their order (deploy/replay_batch.py says how).
 
     build  : schema `porchlight_replay`, the projections' DDL (projections/schema.sql) run
-             in it, without its secondary indexes; the whole log folded by the workers
-             while this process reads it, their applied-records copied there as they go
+             in it, without its secondary indexes (nor the applied-records' primary key,
+             put back onto its index once built); the whole log folded by the workers
+             while this process reads it (from the start, every time: the follower's position
+             is not stored page by page), their applied-records copied there as they go
              and their rows at the end; then the indexes. The API and the live projector
              meanwhile use the live tables, untouched. A worker that fails or dies stops the
              replay here, with its error.
@@ -49,7 +51,7 @@ from projections import deliveries, status_list, status_rows
 from services.common.event_routing import handled_type
 from services.common.log_follower import LogFollower, RawRow, set_position
 from services.invite_service.application import PortalAccess
-from services.invite_service.stored_facts import StoredFacts
+from services.invite_service.stored_facts import StoredFacts, contract_names, event_id_namespace
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +70,9 @@ REBUILT_TABLES = ("account_status", "projection_applied", "projection_positions"
 SWAP_ATTEMPTS = 5  # a deadlock with the live projector aborts the swap; it is then tried again
 # Worker processes that decode and fold (deploy/replay_worker.py): one per core (at most four).
 # This process and PostgreSQL need less than a core while the workers fold; each part more costs
-# an import of the decoder, and the more parts, the more events touch another part's rows and are
-# decoded twice (an invite's InviteSent is the invitation's, its row the account's). On two cores
-# two workers beat one by 10-20% (bench/README.md).
+# a start of the decoder, and the more parts, the more events touch another part's rows and are
+# decoded again there (a trip share naming several accounts; an invite's events all go to its
+# account's part). On two cores two workers beat one by 10-20% (bench/README.md).
 def _default_workers() -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 2)
     return max(1, min(4, cores))
@@ -112,15 +114,16 @@ class Replay:
         self._workers: FoldWorkers | None = None
         self._conn: asyncpg.Connection | None = None
         self._deferred_indexes: list[str] = []
+        self._deferred_keys: list[str] = []  # ALTER TABLE ... USING INDEX, once their indexes are built
         self.events = 0
 
     async def _apply(self, page: list[RawRow]) -> None:
         """The follower's page handler in the build: the raw page goes to the workers, and the
         follower reads the next one while they decode and fold it.
 
-        So the follower stores a page's position before that page is folded. Harmless here: a
-        replay never resumes from its stored position (it starts from 0 every time), and
-        nothing is swapped in before every worker has copied its rows."""
+        The follower does not store its position after each page (`store=False`): a replay
+        never resumes from it (it starts from 0 every time), and nothing is swapped in before
+        every worker has copied its rows."""
         assert self._workers is not None
         await self._workers.send_page(page)
         self.events += len(page)
@@ -149,7 +152,7 @@ class Replay:
                 tables = await self._create_tables(conn, live)
                 follower = LogFollower(self._app.recorder, self._pool, FOLLOWER_NAME, page_size=self._page_size)
                 await set_position(self._pool, FOLLOWER_NAME, 0)  # from the start of the log, every time
-                built = await follower.catch_up(self._apply, raw=True)
+                built = await follower.catch_up(self._apply, raw=True, store=False)
                 phase("read (folded alongside)")
                 await self._build(conn, built, phase)
                 log.info("replay built %s up to position %d; swapping them in", ", ".join(tables), built)
@@ -198,7 +201,8 @@ class Replay:
         plain = type(mapper.transcoder) is JSONTranscoder and mapper.cipher is None and mapper.compressor is None
         transcodings = dict(mapper.transcoder.names) if plain else None
         env = {**self._app.env, **{key: self._app.env.get(key) or "" for key in _DATABASE_ENV}}
-        return [WorkerSpec(part, self._worker_count, transcodings, env, BUILD_SCHEMA, status_list.PROJECTION)
+        return [WorkerSpec(part, self._worker_count, transcodings, contract_names(), event_id_namespace(), env,
+                           BUILD_SCHEMA, status_list.PROJECTION)
                 for part in range(self._worker_count)]
 
     async def _build_indexes(self, claims_in: asyncio.Event) -> None:
@@ -213,7 +217,11 @@ class Replay:
 
         async def builder() -> None:
             async with self._pool.acquire() as conn, conn.transaction():
-                await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+                # Two builders already keep two cores busy: a parallel build's own workers (PostgreSQL's
+                # default, two) only add their start and the merge of their sorts, ~0.1 s of CPU here.
+                # Not waiting for the WAL flush at the commit either (see _create_tables).
+                await conn.execute("SET LOCAL maintenance_work_mem = '256MB'; "
+                                   "SET LOCAL max_parallel_maintenance_workers = 0; SET LOCAL synchronous_commit = off")
                 while pending:
                     indexdef = pending.pop(0)
                     if "projection_applied" in indexdef:
@@ -223,6 +231,9 @@ class Replay:
                     log.debug("built in %.2f s: %s", asyncio.get_running_loop().time() - started, indexdef)
 
         await asyncio.gather(*(builder() for _ in range(min(2, len(pending)))))
+        async with self._pool.acquire() as conn:
+            for statement in self._deferred_keys:  # the constraint onto its built index: no scan, no sort
+                await conn.execute(statement)
 
     async def _create_tables(self, conn: asyncpg.Connection, live: str) -> list[str]:
         """Fresh tables with the live DDL in the build schema; the kept tables stay live only."""
@@ -245,6 +256,20 @@ class Replay:
         for index in secondary:
             await conn.execute(f"DROP INDEX {BUILD_SCHEMA}.{_ident(index['name'])}")
         self._deferred_indexes = [index["indexdef"] for index in secondary]  # they name the build schema
+        # So is the applied-records' primary key: built from the copied records by a sort, it
+        # costs less than a hundred thousand inserts into a btree while the workers copy (by
+        # aggregate id: all over the index). The constraint is put back onto that index before
+        # the swap, whose upsert of the tail needs it. The rows' keys stay: a row is copied once.
+        keys = await conn.fetch(
+            "SELECT t.relname AS table, k.conname AS name, pg_get_indexdef(k.conindid) AS indexdef "
+            "FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+            "WHERE n.nspname = $1 AND k.contype = 'p' AND t.relname = 'projection_applied'", BUILD_SCHEMA,
+        )
+        for key in keys:
+            await conn.execute(f"ALTER TABLE {BUILD_SCHEMA}.{_ident(key['table'])} DROP CONSTRAINT {_ident(key['name'])}")
+        self._deferred_indexes += [key["indexdef"] for key in keys]
+        self._deferred_keys = [f"ALTER TABLE {BUILD_SCHEMA}.{_ident(key['table'])} ADD CONSTRAINT {_ident(key['name'])} "
+                               f"PRIMARY KEY USING INDEX {_ident(key['name'])}" for key in keys]
         names = await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", BUILD_SCHEMA
         )

@@ -4,7 +4,8 @@ and copies its rows and applied-records into the build tables over a connection 
 Why processes: decoding and folding cost about twice what reading the log costs, and in the
 reading process they shared its GIL, so the two barely overlapped. The reading process
 (deploy/replay.py, through the shared log follower) splits every raw page (plain tuples of
-bytes, cheap to pickle) by aggregate and hands each worker its part.
+bytes, cheap to pickle) by aggregate (an invitation's with its account's: replay_batch.Parts)
+and hands each worker its part.
 
     main -> worker   spec                           once: its part, the transcodings, where to write
     main -> worker   ("page", (rows, handed))       its aggregates' events of a page, in log order, and
@@ -44,8 +45,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from deploy.replay_batch import ReadModelFold, part_of_originator
-from services.invite_service.stored_facts import StoredFacts, _uuid_from_hex, _uuid_from_text
+from deploy.replay_batch import Parts, ReadModelFold
+from services.invite_service.stored_facts import StoredFacts, _uuid_from_hex
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class WorkerSpec:
     part: int
     parts: int
     transcodings: dict[str, Any] | None  # the JSON transcoder's (None: decode through the Application)
+    contracts: frozenset[str]  # the event types with a contract, and the event ids' namespace: without
+    namespace: bytes  # them the worker would import every contract's model (stored_facts.py)
     env: dict[str, str]  # the Application's environment: its database, and the Application if needed
     schema: str  # where the build tables are
     projection: str  # whose applied-records these are (projections.status_list.PROJECTION)
@@ -90,7 +93,8 @@ class _Worker:
     def __init__(self, conn: Connection, spec: WorkerSpec) -> None:
         self._conn, self._spec = conn, spec
         self._model = ReadModelFold(spec.projection, spec.part, spec.parts)
-        self._facts = StoredFacts.from_transcodings(spec.transcodings, self._application)
+        self._facts = StoredFacts.from_transcodings(spec.transcodings, self._application, contracts=spec.contracts,
+                                                    namespace=spec.namespace)
         self._writer = _Writer(spec)
         self._copied = 0  # claims handed to the writer so far
         self._waited = 0.0  # seconds waiting for the next page: how far the reading process kept it busy
@@ -163,7 +167,7 @@ class _Worker:
         if not handed:
             return
         for row, workspace, account in handed:
-            self._facts.know_origin(_uuid_from_text(row[1]), (workspace, _uuid_from_hex(account) if account else None))
+            self._facts.know_origin(row[1], (workspace, _uuid_from_hex(account) if account else None))
         self._model.fold(self._facts.rows([row for row, _, _ in handed]), own=False)
 
 
@@ -190,6 +194,10 @@ class _Writer:
         if not await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", spec.schema):
             await conn.close()
             raise ReplayWorkerFailed(f"schema {spec.schema} is not in the database the event store is in")
+        # As the reading process's own session: a crash loses the build, which starts again from scratch
+        # anyway, and the swap's commit, synchronous, flushes the WAL of everything before it. The
+        # last COPY (the rows, which the indexes wait for) then does not wait for its flush.
+        await conn.execute("SET synchronous_commit = off")
         return conn
 
     def call(self, write: Callable[..., Any], *args: Any) -> Future:
@@ -238,6 +246,7 @@ class FoldWorkers:
         self._loop = asyncio.get_running_loop()
         self._said: list[asyncio.Queue] = []
         self._handed: list[list[Any]] = [[] for _ in specs]  # events for each worker's next message
+        self._parts = Parts(len(specs))
         try:
             for spec in specs:
                 ours, theirs = socket.socketpair()
@@ -281,8 +290,9 @@ class FoldWorkers:
             split = [rows]
         else:
             split = [[] for _ in range(parts)]
+            part_of = self._parts.of
             for row in rows:
-                split[part_of_originator(row[1], parts)].append(row)
+                split[part_of(row)].append(row)
         messages = []
         for i, own in enumerate(split):
             handed, self._handed[i] = self._handed[i], []

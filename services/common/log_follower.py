@@ -153,10 +153,13 @@ class LogFollower:
             )
         return [tuple(row) for row in await self._pool.fetch(self._raw_select, self.position + 1, self.page_size)]
 
-    async def catch_up(self, handle: PageHandler, *, raw: bool = False) -> int:
+    async def catch_up(self, handle: PageHandler, *, raw: bool = False, store: bool = True) -> int:
         """Handle every page up to the head of the log, then return the position. No retries:
         a one-off reader (replay, an audit run) should fail loudly and be run again. `raw`:
-        the pages are `RawRow` tuples (`read_raw_page`), not the library's Notifications."""
+        the pages are `RawRow` tuples (`read_raw_page`), not the library's Notifications.
+        `store=False`: the position is only kept here, not stored after each page (a commit
+        each, waiting for its WAL flush), for a reader that never resumes from it (replay's
+        build starts from the beginning every time)."""
         if self._position is None:
             self._position = await load_position(self._pool, self.name)
         while True:
@@ -164,7 +167,7 @@ class LogFollower:
             page = await (self.read_raw_page() if raw else self.read_page())
             if not page:
                 return self.position
-            await self._handle(page, handle, page[-1][0] if raw else page[-1].id)
+            await self._handle(page, handle, page[-1][0] if raw else page[-1].id, store=store)
 
     async def follow(self, handle: PageHandler, *, on_idle: Callable[[], Awaitable[None]] | None = None) -> NoReturn:
         """Handle pages until cancelled. `on_idle` runs each time the follower has caught up,
@@ -209,13 +212,14 @@ class LogFollower:
         finally:
             await listener.close()
 
-    async def _handle(self, page: Sequence[Any], handle: PageHandler, last: int) -> None:
+    async def _handle(self, page: Sequence[Any], handle: PageHandler, last: int, *, store: bool = True) -> None:
         if self._take_rewind():
             return  # rewound while we read: this page starts at the wrong place
         await handle(page)
         if self._take_rewind():
             return  # the handler (or someone) rewound: the page's end is not where we are
-        await save_position(self._pool, self.name, last)
+        if store:
+            await save_position(self._pool, self.name, last)
         self._position = last
 
     def _take_rewind(self) -> bool:

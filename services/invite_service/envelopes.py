@@ -20,8 +20,9 @@ from typing import Any
 from uuid import UUID
 
 from contracts.access import ENVELOPES, EVENT_ID_NAMESPACE, PAYLOADS, AccessEventV1, Actor
-
-Origin = tuple[str, UUID | None]  # (workspace slug, account id or None for workspace events)
+# Defined apart, so that replay's worker processes can import them without the contracts.
+from services.invite_service.event_ids import Origin as Origin
+from services.invite_service.event_ids import origin_of_fields as origin_of_fields
 
 
 class NoContract(LookupError):
@@ -49,17 +50,6 @@ def event_data(event: Any) -> dict[str, Any]:
 def origin_of_created(event: Any) -> Origin:
     """Workspace and account of an aggregate, read from its first event."""
     return origin_of_fields(vars(event), event.originator_id)
-
-
-def origin_of_fields(fields: Any, originator_id: UUID) -> Origin:
-    """The same, from the first event's fields (a domain event's attributes, or its stored state)."""
-    if "slug" in fields:  # WorkspaceCreated
-        return fields["slug"], None
-    if "trip_id" in fields:  # TripFirstShared: a trip belongs to no account
-        return fields["workspace"], None
-    if "account_id" in fields:  # InviteSent: an invitation belongs to an account
-        return fields["workspace"], fields["account_id"]
-    return fields["workspace"], originator_id  # AccountCreated
 
 
 class Origins:
@@ -90,16 +80,6 @@ def fast_event_id(aggregate_id: UUID, version: int) -> UUID:
     replay and the relay derive one per event (tests/unit/test_event_contracts.py keeps them equal)."""
     digest = hashlib.sha1(_EVENT_ID_NAMESPACE + f"{aggregate_id}/{version}".encode()).digest()
     return UUID(bytes=digest[:16], version=5)
-
-
-def fast_event_id_text(aggregate_id: UUID | str, version: int) -> str:
-    """`fast_event_id` as its 32 hex digits, without building the UUID (replay writes a
-    hundred thousand of them straight into a uuid column). The aggregate id may be given as
-    its text already (replay's raw pages read it so), which saves formatting it."""
-    digest = bytearray(hashlib.sha1(b"%s%s/%d" % (_EVENT_ID_NAMESPACE, str(aggregate_id).encode(), version)).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return digest[:16].hex()
 
 
 def to_envelope(event: Any, position: int, origin: Origin) -> AccessEventV1:

@@ -25,14 +25,11 @@ from uuid import UUID, SafeUUID
 import orjson
 from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Notification, UUIDAsHex
 
-from contracts.access import PAYLOADS
-from services.invite_service.envelopes import (
-    NoContract,
-    event_data,
-    fast_event_id_text,
-    origin_of_created,
-    origin_of_fields,
-)
+from services.invite_service.event_ids import event_id_hex, origin_of_fields
+
+# Not imported here: `contracts` (every contract's pydantic models) and `envelopes`, which a
+# replay worker would import for nothing but a few rare events (StoredFacts takes the names
+# and the namespace it needs; the models are imported when an event needs one).
 
 
 # Payloads whose nested values a read model reads typed (a share's time, a traveler's account
@@ -47,7 +44,7 @@ class StoredFact(NamedTuple):
     aggregate_id: UUID
     version: int
     position: int
-    event_id: str  # its hex digits (fast_event_id_text)
+    event_id: str  # its hex digits (event_ids.event_id_hex)
     workspace: str
     account_id: UUID | None
     at: Any  # datetime
@@ -55,7 +52,7 @@ class StoredFact(NamedTuple):
     data: dict[str, Any]
 
 
-_new_uuid, _set_slot = object.__new__, object.__setattr__
+_new_uuid, _set_slot, _UNKNOWN = object.__new__, object.__setattr__, SafeUUID.unknown
 
 
 def _uuid_from_text(text: str) -> UUID:
@@ -70,7 +67,7 @@ def _uuid_from_hex(text: str) -> UUID:
         return UUID(text)
     value = _new_uuid(UUID)
     _set_slot(value, "int", int(text, 16))
-    _set_slot(value, "is_safe", SafeUUID.unknown)
+    _set_slot(value, "is_safe", _UNKNOWN)  # an enum member's lookup is a Python call
     return value
 
 
@@ -90,18 +87,24 @@ class StoredFacts:
         mapper = app.mapper
         fast = type(mapper.transcoder) is JSONTranscoder
         self._setup(getattr(mapper.transcoder, "names", {}) if fast else None, mapper.cipher, mapper.compressor,
-                    lambda: app)
+                    lambda: app, None, None)
 
     @classmethod
-    def from_transcodings(cls, names: dict[str, Any] | None, load_app: Callable[[], Any]) -> StoredFacts:
+    def from_transcodings(cls, names: dict[str, Any] | None, load_app: Callable[[], Any], *,
+                          contracts: frozenset[str] | None = None, namespace: bytes | None = None) -> StoredFacts:
         """`names`: the JSON transcoder's transcodings (None: the store is not the library's JSON
-        transcoder's, so every event takes the mapper's path). No cipher, no compressor."""
+        transcoder's, so every event takes the mapper's path). No cipher, no compressor.
+        `contracts` (the event types with a payload model: `contract_names()`) and `namespace`
+        (the event ids': `event_id_namespace()`) spare a worker importing the contracts."""
         facts = cls.__new__(cls)
-        facts._setup(names, None, None, load_app)
+        facts._setup(names, None, None, load_app, contracts, namespace)
         return facts
 
-    def _setup(self, names: dict[str, Any] | None, cipher: Any, compressor: Any, load_app: Callable[[], Any]) -> None:
+    def _setup(self, names: dict[str, Any] | None, cipher: Any, compressor: Any, load_app: Callable[[], Any],
+               contracts: frozenset[str] | None, namespace: bytes | None) -> None:
         self._load_app, self._app = load_app, None
+        self._contracts = contracts if contracts is not None else contract_names()
+        self._namespace = namespace if namespace is not None else event_id_namespace()
         self._fast = names is not None
         self._names = names or {}
         # The library's own transcodings of uuids and datetimes, called without their wrappers
@@ -112,7 +115,9 @@ class StoredFacts:
         if isinstance(self._names.get("datetime_iso"), DatetimeAsISO):
             self._decoders["datetime_iso"] = datetime.fromisoformat
         self._cipher, self._compressor = cipher, compressor
-        self._origins: dict[UUID, tuple[str, UUID | None]] = {}  # the whole log's aggregates: replay reads it all
+        # The whole log's aggregates (replay reads it all), by their id's text as the raw pages
+        # have it: a str hashes in C, a UUID's hash is a Python call.
+        self._origins: dict[str, tuple[str, UUID | None]] = {}
         self._type_names: dict[str, str] = {}
 
     @property
@@ -121,8 +126,8 @@ class StoredFacts:
             self._app = self._load_app()
         return self._app
 
-    def know_origin(self, aggregate_id: UUID, origin: tuple[str, UUID | None]) -> None:
-        """An aggregate's origin found by another reader (a worker that read its first event)."""
+    def know_origin(self, aggregate_id: str, origin: tuple[str, UUID | None]) -> None:
+        """An aggregate's origin (its id as text) found by another reader (a worker that read its first event)."""
         self._origins[aggregate_id] = origin
 
     def __call__(self, page: Iterable[Any]) -> list[StoredFact]:
@@ -136,7 +141,7 @@ class StoredFacts:
         out: list[StoredFact] = []
         append, fast, type_names, decode = out.append, self._fast, self._type_names, self._decode
         origins = self._origins
-        make, event_id, uuid_of = tuple.__new__, fast_event_id_text, _uuid_from_text
+        make, event_id, uuid_of, namespace = tuple.__new__, event_id_hex, _uuid_from_text, self._namespace
         for row in page:
             position, originator, version, topic, stored = row
             aggregate_id = uuid_of(originator)
@@ -150,13 +155,13 @@ class StoredFacts:
                 append(self._slow(Notification(id=position, originator_id=aggregate_id, originator_version=version,
                                                topic=topic, state=stored)))
                 continue
-            origin = origins.get(aggregate_id)
+            origin = origins.get(originator)
             if origin is None:
-                origin = self._origin(aggregate_id, version, state)
+                origin = self._origin(aggregate_id, version, state, originator)
             actor = state.get("actor") or {}
-            data = vars(PAYLOADS[name].model_validate(state)) if deep else state
+            data = vars(_payload(name).model_validate(state)) if deep else state
             append(make(StoredFact, (
-                name, aggregate_id, version, position, event_id(originator, version), origin[0],
+                name, aggregate_id, version, position, event_id(namespace, originator, version), origin[0],
                 origin[1], state["timestamp"], actor.get("id") or actor.get("kind"), data,
             )))
         return out
@@ -165,7 +170,9 @@ class StoredFacts:
         name = self._type_names.get(topic)
         if name is None:
             name = topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]  # "module:Aggregate.Event" -> "Event"
-            if name not in PAYLOADS:
+            if name not in self._contracts:
+                from services.invite_service.envelopes import NoContract
+
                 raise NoContract(f"event type {name} has no payload model in contracts.access")
             self._type_names[topic] = name
         return name
@@ -225,30 +232,53 @@ class StoredFacts:
             return [self._typed(v) for v in value]
         return value
 
-    def _origin(self, aggregate_id: UUID, version: int, state: dict[str, Any]) -> tuple[str, UUID | None]:
+    def _origin(self, aggregate_id: UUID, version: int, state: dict[str, Any], key: str | None = None,
+                ) -> tuple[str, UUID | None]:
         if version == 1:
             origin = origin_of_fields(state, aggregate_id)
         else:  # a log read from the middle (not replay's case): the aggregate's first event says
             first = self.app.recorder.select_events(aggregate_id, lte=1, limit=1)[0]
-            origin = origin_of_created(self.app.mapper.to_domain_event(first))
-        self._origins[aggregate_id] = origin
+            event = self.app.mapper.to_domain_event(first)
+            origin = origin_of_fields(vars(event), event.originator_id)
+        self._origins[key if key is not None else str(aggregate_id)] = origin  # a UUID's str is a Python call
         return origin
 
     def _slow(self, notification: Any) -> StoredFact:
+        from services.invite_service.envelopes import event_data
+
         event = self.app.mapper.to_domain_event(notification)
         aggregate_id, version = event.originator_id, event.originator_version
-        origin = self._origins.get(aggregate_id) or self._origin_of_event(event)
+        origin = self._origins.get(str(aggregate_id)) or self._origin_of_event(event)
         actor = event.actor or {}
         return StoredFact(
             type(event).__name__, aggregate_id, version, notification.id,
-            fast_event_id_text(str(aggregate_id), version),
+            event_id_hex(self._namespace, str(aggregate_id), version),
             origin[0], origin[1], event.timestamp, actor.get("id") or actor.get("kind"),
-            vars(PAYLOADS[type(event).__name__].model_validate(event_data(event))),
+            vars(_payload(type(event).__name__).model_validate(event_data(event))),
         )
 
     def _origin_of_event(self, event: Any) -> tuple[str, UUID | None]:
         if event.originator_version == 1:
-            origin = origin_of_created(event)
-            self._origins[event.originator_id] = origin
+            origin = origin_of_fields(vars(event), event.originator_id)
+            self._origins[str(event.originator_id)] = origin
             return origin
         return self._origin(event.originator_id, event.originator_version, {})
+
+
+def contract_names() -> frozenset[str]:
+    """The event types with a payload model in `contracts.access` (the only ones replay reads)."""
+    from contracts.access import PAYLOADS
+
+    return frozenset(PAYLOADS)
+
+
+def event_id_namespace() -> bytes:
+    from contracts.access import EVENT_ID_NAMESPACE
+
+    return EVENT_ID_NAMESPACE.bytes
+
+
+def _payload(name: str) -> Any:
+    from contracts.access import PAYLOADS
+
+    return PAYLOADS[name]

@@ -262,3 +262,16 @@ async def test_a_gathering_follower_does_not_wait_while_it_is_behind(log):
 
 async def _async(value):
     return value
+
+
+async def test_a_catch_up_that_does_not_store_its_position(log):
+    """Replay's build reads the whole log every time: it keeps its position without a commit per page."""
+    app, pool = log
+    head = await write_events(app, 7)
+    name = unique("f")
+    await save_position(pool, name, 2)
+    handled = Pages()
+    follower = LogFollower(app.recorder, pool, name, page_size=3)
+    assert await follower.catch_up(handled, store=False) == head == follower.position
+    assert handled.ids == list(range(3, head + 1))
+    assert await load_position(pool, name) == 2

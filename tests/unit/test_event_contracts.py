@@ -152,3 +152,19 @@ def test_envelopes_derive_the_contract_event_id():
         aggregate_id = uuid4()
         assert fast_event_id(aggregate_id, version) == event_id_for(aggregate_id, version)
         assert str(fast_event_id(aggregate_id, version)) == str(event_id_for(aggregate_id, version))
+
+
+def test_replays_event_ids_are_the_contracts():
+    """Replay's workers derive event ids as hex digits (event_ids.event_id_hex), with the namespace
+    their spec carries (stored_facts.event_id_namespace), from the id's text or the UUID."""
+    from uuid import uuid4
+
+    from contracts.access import event_id_for
+    from services.invite_service.event_ids import event_id_hex
+    from services.invite_service.stored_facts import event_id_namespace
+
+    for version in (1, 2, 17, 10_000):
+        aggregate_id = uuid4()
+        expected = event_id_for(aggregate_id, version).hex
+        assert event_id_hex(event_id_namespace(), str(aggregate_id), version) == expected
+        assert event_id_hex(event_id_namespace(), aggregate_id, version) == expected

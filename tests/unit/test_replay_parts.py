@@ -118,3 +118,52 @@ def test_an_account_and_its_aggregates_events_are_in_the_same_part():
         account = uuid4()
         assert part_of((account,), 2) == part_of_originator(str(account), 2)
         assert part_of((account,), 3) == part_of_originator(str(account), 3)
+
+
+def test_an_invitations_events_go_to_its_accounts_part_and_are_decoded_once():
+    """The reading process splits raw rows by `Parts.of`: an invitation's InviteSent goes where its
+    account's row is (found in the stored bytes), so no part hands it on to be decoded again; and
+    the parts together still fold what one fold does."""
+    from eventsourcing.application import Application
+
+    from deploy.replay_batch import Parts
+    from services.invite_service.commands.invitations import InviteCommand, _new_invite
+    from services.invite_service.domain.workspace import Workspace
+    from services.invite_service.stored_facts import StoredFacts
+
+    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    actor = {"kind": "staff", "id": "staff-1", "reason": None}
+    workspace = Workspace("acme", {"plan": "pro"}, actor)
+    events: list = [*workspace.collect_events()]
+    accounts = []
+    for n in range(40):
+        cmd = InviteCommand(email=f"c{n}@example.com", name=f"Client {n}", role="customer", company="Acme")
+        account, invitation = _new_invite(workspace, "acme", cmd, actor, "manual")
+        accounts.append(account.id)
+        events += [*account.collect_events(), *invitation.collect_events()]
+    rows = [(position, str(s.originator_id), s.originator_version, s.topic, s.state)
+            for position, s in enumerate(map(app.mapper.to_stored_event, events), 1)]
+    names = dict(app.mapper.transcoder.names)
+    whole = ReadModelFold(PROJECTION)
+    whole.fold(StoredFacts.from_transcodings(names, lambda: app).rows(rows))
+    for count in (2, 3):
+        parts = Parts(count)
+        split: list[list] = [[] for _ in range(count)]
+        for row in rows:
+            split[parts.of(row)].append(row)
+        folds = [ReadModelFold(PROJECTION, part, count) for part in range(count)]
+        for part, fold in enumerate(folds):
+            assert fold.fold(StoredFacts.from_transcodings(names, lambda: app).rows(split[part])) == {}
+        invitations = [r for r in rows if r[3].endswith(".InviteSent")]
+        assert len(invitations) == 40
+        for row in invitations:
+            (fact,) = StoredFacts.from_transcodings(names, lambda: app).rows([row])
+            assert fact.account_id in accounts and row in split[part_of((fact.account_id,), count)]
+        assert any(parts.of(row) != part_of_originator(row[1], count) for row in invitations)
+        assert all(parts.of(row) == part_of_originator(row[1], count) for row in rows if row not in invitations)
+        for table, table_rows in whole.rows.items():
+            merged: dict = {}
+            for fold in folds:
+                merged.update(fold.rows[table])
+            assert merged == table_rows, table
+        assert sorted(c for fold in folds for c in fold.claims) == sorted(whole.claims)
