@@ -48,6 +48,7 @@ from eventsourcing.persistence import JSONTranscoder, Notification
 from deploy.replay_batch import ReadModelFold, advance_position, claim_of
 from deploy.replay_worker import FoldWorkers, ReplayWorkerFailed, WorkerSpec
 from projections import deliveries, status_list, status_rows
+from services.common.database import quote_ident
 from services.common.event_routing import handled_type
 from services.common.log_follower import LogFollower, RawRow, set_position
 from services.invite_service.application import PortalAccess
@@ -240,7 +241,7 @@ class Replay:
         await conn.execute(f"DROP SCHEMA IF EXISTS {BUILD_SCHEMA} CASCADE; CREATE SCHEMA {BUILD_SCHEMA}")
         # The build schema first: unqualified names in the DDL and the handlers land there,
         # except the kept tables, which are dropped from it and so resolve to the live schema.
-        await conn.execute(f"SET search_path TO {BUILD_SCHEMA}, {_ident(live)}")
+        await conn.execute(f"SET search_path TO {BUILD_SCHEMA}, {quote_ident(live)}")
         # A crash loses the build, which is started again from scratch anyway; the swap's commit is synchronous.
         await conn.execute("SET synchronous_commit = off")
         await conn.execute(SCHEMA_SQL.read_text())
@@ -254,7 +255,7 @@ class Replay:
             "WHERE n.nspname = $1 AND NOT i.indisunique", BUILD_SCHEMA,
         )
         for index in secondary:
-            await conn.execute(f"DROP INDEX {BUILD_SCHEMA}.{_ident(index['name'])}")
+            await conn.execute(f"DROP INDEX {BUILD_SCHEMA}.{quote_ident(index['name'])}")
         self._deferred_indexes = [index["indexdef"] for index in secondary]  # they name the build schema
         # So is the applied-records' primary key: built from the copied records by a sort, it
         # costs less than a hundred thousand inserts into a btree while the workers copy (by
@@ -266,10 +267,10 @@ class Replay:
             "WHERE n.nspname = $1 AND k.contype = 'p' AND t.relname = 'projection_applied'", BUILD_SCHEMA,
         )
         for key in keys:
-            await conn.execute(f"ALTER TABLE {BUILD_SCHEMA}.{_ident(key['table'])} DROP CONSTRAINT {_ident(key['name'])}")
+            await conn.execute(f"ALTER TABLE {BUILD_SCHEMA}.{quote_ident(key['table'])} DROP CONSTRAINT {quote_ident(key['name'])}")
         self._deferred_indexes += [key["indexdef"] for key in keys]
-        self._deferred_keys = [f"ALTER TABLE {BUILD_SCHEMA}.{_ident(key['table'])} ADD CONSTRAINT {_ident(key['name'])} "
-                               f"PRIMARY KEY USING INDEX {_ident(key['name'])}" for key in keys]
+        self._deferred_keys = [f"ALTER TABLE {BUILD_SCHEMA}.{quote_ident(key['table'])} ADD CONSTRAINT {quote_ident(key['name'])} "
+                               f"PRIMARY KEY USING INDEX {quote_ident(key['name'])}" for key in keys]
         names = await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename", BUILD_SCHEMA
         )
@@ -287,15 +288,15 @@ class Replay:
             try:
                 async with conn.transaction():
                     await conn.execute(
-                        f"LOCK TABLE {', '.join(f'{_ident(live)}.{t}' for t in tables)} IN ACCESS EXCLUSIVE MODE"
+                        f"LOCK TABLE {', '.join(f'{quote_ident(live)}.{t}' for t in tables)} IN ACCESS EXCLUSIVE MODE"
                     )
                     await conn.execute("SET LOCAL synchronous_commit = on")  # this commit counts
                     position = await follower.catch_up(self._apply_tail)  # the tail, in this transaction
                     await self._carry_over_deliveries(conn, live)
                     await conn.execute(f"DROP SCHEMA IF EXISTS {REPLACED_SCHEMA} CASCADE; CREATE SCHEMA {REPLACED_SCHEMA}")
                     for table in tables:
-                        await conn.execute(f"ALTER TABLE {_ident(live)}.{table} SET SCHEMA {REPLACED_SCHEMA}")
-                        await conn.execute(f"ALTER TABLE {BUILD_SCHEMA}.{table} SET SCHEMA {_ident(live)}")
+                        await conn.execute(f"ALTER TABLE {quote_ident(live)}.{table} SET SCHEMA {REPLACED_SCHEMA}")
+                        await conn.execute(f"ALTER TABLE {BUILD_SCHEMA}.{table} SET SCHEMA {quote_ident(live)}")
                     await conn.execute(f"DROP SCHEMA {REPLACED_SCHEMA} CASCADE")
                 return position
             except asyncpg.DeadlockDetectedError:
@@ -323,14 +324,14 @@ class Replay:
         """Delivery applied-records into the new table, and each account's newest delivery onto its row
         (as status_list._catch_up_deliveries picks it): outcomes may have come after the build read the account."""
         await conn.execute(
-            f"INSERT INTO {BUILD_SCHEMA}.projection_applied SELECT * FROM {_ident(live)}.projection_applied "
+            f"INSERT INTO {BUILD_SCHEMA}.projection_applied SELECT * FROM {quote_ident(live)}.projection_applied "
             "WHERE projection = ANY($1::text[]) ON CONFLICT DO NOTHING",
             list(KEPT_PROJECTIONS),
         )
         await conn.execute(
             f"""
             UPDATE {BUILD_SCHEMA}.account_status s SET last_delivery_status = d.status, last_delivery_at = d.at
-            FROM (SELECT DISTINCT ON (account_id) account_id, status, at FROM {_ident(live)}.account_deliveries
+            FROM (SELECT DISTINCT ON (account_id) account_id, status, at FROM {quote_ident(live)}.account_deliveries
                   WHERE audience = 'client' ORDER BY account_id, at DESC, attempt DESC) d
             WHERE s.account_id = d.account_id AND s.last_delivery_at IS DISTINCT FROM d.at
             """
@@ -343,10 +344,6 @@ def _check_rules() -> None:
     if missing:
         raise UnknownReadModel(f"the live projector handles {', '.join(missing)} but projections/status_rows.py "
                                "has no rule for it: replay would leave out what it does")
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 async def main(database_url: str, *, page_size: int = 2000, show_progress: bool = True,

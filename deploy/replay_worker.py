@@ -186,11 +186,9 @@ class _Writer:
     async def _connect(spec: WorkerSpec) -> Any:
         import asyncpg
 
-        env = spec.env
-        conn = await asyncpg.connect(
-            host=env["POSTGRES_HOST"], port=int(env["POSTGRES_PORT"]), user=env["POSTGRES_USER"],
-            password=env.get("POSTGRES_PASSWORD") or None, database=env["POSTGRES_DBNAME"],
-        )
+        from services.common.database import asyncpg_connect_args
+
+        conn = await asyncpg.connect(**asyncpg_connect_args(spec.env))
         if not await conn.fetchval("SELECT to_regnamespace($1) IS NOT NULL", spec.schema):
             await conn.close()
             raise ReplayWorkerFailed(f"schema {spec.schema} is not in the database the event store is in")

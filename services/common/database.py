@@ -45,6 +45,20 @@ def eventsourcing_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def asyncpg_connect_args(env: Mapping[str, str]) -> dict[str, object]:
+    """asyncpg's `connect` arguments for the database an `eventsourcing_env` names (for a process
+    handed the library's env rather than the URL: replay's workers)."""
+    return {
+        "host": env["POSTGRES_HOST"], "port": int(env["POSTGRES_PORT"]), "user": env["POSTGRES_USER"],
+        "password": env.get("POSTGRES_PASSWORD") or None, "database": env["POSTGRES_DBNAME"],
+    }
+
+
+def quote_ident(name: str) -> str:
+    """A PostgreSQL identifier (a schema or table name that is not ours to choose), quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def describe(database_url: str) -> str:
     """The URL without its password, for log lines."""
     parsed = urlparse(database_url)

@@ -32,6 +32,8 @@ from typing import Any, NoReturn
 import asyncpg
 from eventsourcing.persistence import Notification, PersistenceError
 
+from services.common.database import quote_ident
+
 log = logging.getLogger(__name__)
 
 PageHandler = Callable[[Sequence[Notification]], Awaitable[None]]
@@ -146,7 +148,7 @@ class LogFollower:
     async def read_raw_page(self) -> list[RawRow]:
         """The same page as `read_page`, as `RawRow` tuples: the library's table, read over asyncpg."""
         if self._raw_select is None:
-            table = f'{_ident(self._recorder.datastore.schema)}.{_ident(self._recorder.events_table_name)}'
+            table = f'{quote_ident(self._recorder.datastore.schema)}.{quote_ident(self._recorder.events_table_name)}'
             self._raw_select = (
                 f"SELECT notification_id, originator_id::text, originator_version, topic, state FROM {table} "
                 "WHERE notification_id >= $1 ORDER BY notification_id LIMIT $2"
@@ -227,10 +229,6 @@ class LogFollower:
             return False
         self._position, self._rewound_to = self._rewound_to, None
         return True
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class _Listener:
