@@ -47,7 +47,10 @@ def part_of(key: tuple[Any, ...], parts: int) -> int:
 
 
 def part_of_originator(originator: str, parts: int) -> int:
-    """Which part decodes and claims an aggregate's events (its id as PostgreSQL's text)."""
+    """Which part decodes and claims an aggregate's events (its id as PostgreSQL's text). When
+    the count of parts divides 2**32 (a power of two) the id's last eight digits decide alone."""
+    if parts & (parts - 1) == 0:
+        return int(originator[-8:], 16) % parts
     return int(originator.replace("-", ""), 16) % parts
 
 
@@ -71,8 +74,6 @@ class Parts:
         # type only (an account's AccountCreated names none, and searching its bytes cost as much
         # as the rest of the split).
         self._names_account: dict[str, bool] = {}
-        # An aggregate's part from its id's low digits when the count of parts divides 2**32.
-        self._low_digits = parts & (parts - 1) == 0
 
     def of(self, row: Sequence[Any]) -> int:
         originator = row[1]
@@ -80,7 +81,7 @@ class Parts:
         if part is not None:
             return part
         parts = self.parts
-        part = int(originator[-8:] if self._low_digits else originator.replace("-", ""), 16) % parts
+        part = part_of_originator(originator, parts)
         if row[2] == 1 and self._names_account.get(row[3], True):
             state = row[4]
             at = state.find(_ACCOUNT_ID) + len(_ACCOUNT_ID)
